@@ -1,0 +1,69 @@
+"""django-durable: durable workflow execution for Django, on the project's own database.
+
+The public names are exported here, and only here; the API's are loaded on first use so
+that importing this package before Django is set up stays cheap and safe.
+"""
+
+from importlib import import_module
+
+from .exceptions import (
+    ActivityError,
+    ActivityNotFound,
+    DurableError,
+    ExecutionFinished,
+    NonDeterminismError,
+    PayloadError,
+    WaitTimeout,
+    WorkflowBlocked,
+    WorkflowCanceled,
+    WorkflowFailed,
+    WorkflowNotFound,
+    WorkflowTimedOut,
+)
+
+_LAZY = {
+    "register": "django_durable.registry",
+    "start_workflow": "django_durable.api",
+    "wait_workflow": "django_durable.api",
+    "run_workflow": "django_durable.api",
+    "send_signal": "django_durable.api",
+    "cancel_workflow": "django_durable.api",
+    "WorkflowContext": "django_durable.runtime.context",
+    "activity": "django_durable.activity",
+}
+
+__all__ = [
+    "ActivityError",
+    "ActivityNotFound",
+    "DurableError",
+    "ExecutionFinished",
+    "NonDeterminismError",
+    "PayloadError",
+    "WaitTimeout",
+    "WorkflowBlocked",
+    "WorkflowCanceled",
+    "WorkflowContext",
+    "WorkflowFailed",
+    "WorkflowNotFound",
+    "WorkflowTimedOut",
+    "activity",
+    "cancel_workflow",
+    "register",
+    "run_workflow",
+    "send_signal",
+    "start_workflow",
+    "wait_workflow",
+]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'django_durable' has no attribute {name!r}")
+    module = import_module(_LAZY[name])
+    value = module if module.__name__.endswith(f".{name}") else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,50 @@
+"""System checks for the `DURABLE` settings and the database the engine runs on."""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.db import connections
+
+from .conf import DEFAULTS
+
+
+@register(Tags.compatibility)
+def check_durable_settings(app_configs=None, **kwargs):
+    errors = []
+    user = getattr(settings, "DURABLE", {})
+    if not isinstance(user, dict):
+        return [Error("DURABLE must be a dict.", id="django_durable.E001")]
+    for key in sorted(set(user) - set(DEFAULTS)):
+        errors.append(
+            Error(
+                f"DURABLE has an unknown key {key!r}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="django_durable.E002",
+            )
+        )
+    alias = user.get("DATABASE", DEFAULTS["DATABASE"])
+    if alias not in settings.DATABASES:
+        errors.append(
+            Error(
+                f"DURABLE['DATABASE'] names {alias!r}, which is not in DATABASES.",
+                id="django_durable.E003",
+            )
+        )
+    for key in ("LEASE_SECONDS", "SWEEP_SECONDS", "MAX_PAYLOAD_BYTES", "STICKY_CACHE_SIZE"):
+        value = user.get(key, DEFAULTS[key])
+        if not isinstance(value, int | float) or value <= 0:
+            errors.append(
+                Error(f"DURABLE[{key!r}] must be a positive number.", id="django_durable.E004")
+            )
+    if alias in settings.DATABASES and connections[alias].vendor == "sqlite":
+        options = settings.DATABASES[alias].get("OPTIONS", {})
+        if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+            errors.append(
+                Warning(
+                    "SQLite without OPTIONS['transaction_mode'] = 'IMMEDIATE' fails with "
+                    "'database is locked' when a worker and other processes write at once.",
+                    hint="Set DATABASES[...]['OPTIONS'] = {'transaction_mode': 'IMMEDIATE', "
+                    "'timeout': 20}.",
+                    id="django_durable.W001",
+                )
+            )
+    return errors

@@ -1,0 +1,23 @@
+"""The `DURABLE` settings dict: defaults, and one accessor that merges the user's keys."""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Database alias that holds the engine's tables.
+    "DATABASE": "default",
+    # PostgreSQL LISTEN/NOTIFY channel the worker is woken on.
+    "CHANNEL": "django_durable",
+    # Seconds a claimed workflow task or activity stays owned without a heartbeat.
+    "LEASE_SECONDS": 30.0,
+    # Suspended workflows kept in memory per worker (sticky cache).
+    "STICKY_CACHE_SIZE": 1000,
+    # Largest JSON payload (input, result, signal) accepted, in bytes.
+    "MAX_PAYLOAD_BYTES": 2 * 1024 * 1024,
+    # Seconds between safety sweeps when woken by NOTIFY.
+    "SWEEP_SECONDS": 30.0,
+}
+
+
+def durable_setting(key: str):
+    """Return the value of `DURABLE[key]`, or its default."""
+    return getattr(settings, "DURABLE", {}).get(key, DEFAULTS[key])

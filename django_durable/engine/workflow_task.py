@@ -1,0 +1,105 @@
+"""One workflow task: rebuild the workflow, deliver its new inputs, record what it did."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from .. import store
+from ..constants import EventKind
+from ..exceptions import NonDeterminismError
+from ..payloads import describe_exception
+from ..registry import register
+from ..runtime import Event, WorkflowInfo, WorkflowInstance, replay
+from ..store import Inbox, LeaseLost, WorkflowClaim
+
+logger = logging.getLogger("django_durable.engine")
+
+
+@dataclass
+class WorkflowTaskResult:
+    """What became of a workflow task: the instance after it, or why it was parked."""
+
+    instance: WorkflowInstance | None = None
+    parked: str = ""
+    lease_lost: bool = False
+
+
+def _new_inputs(instance: WorkflowInstance, inbox: Inbox, now: datetime) -> list[Event]:
+    moment = now.timestamp()
+    inputs = [
+        Event(EventKind.TIMER_FIRED, seq)
+        for seq, fire_at in sorted(instance.timers.items(), key=lambda item: (item[1], item[0]))
+        if fire_at <= moment
+    ]
+    inputs += [event for _, event in inbox.activity_outcomes]
+    inputs += [event for _, event in inbox.signals]
+    if inbox.cancel_reason is not None and not instance.cancel_delivered:
+        inputs.append(Event(EventKind.CANCEL_REQUESTED, data={"reason": inbox.cancel_reason}))
+    return inputs
+
+
+def _next_wake(instance: WorkflowInstance) -> datetime | None:
+    if instance.done or not instance.timers:
+        return None
+    return datetime.fromtimestamp(min(instance.timers.values()), tz=UTC)
+
+
+async def _park(claim: WorkflowClaim, exc: BaseException) -> WorkflowTaskResult:
+    logger.error("Parking execution %s: %s", claim.execution_id, exc)
+    try:
+        await store.apark_execution(claim, describe_exception(exc))
+    except LeaseLost:
+        return WorkflowTaskResult(lease_lost=True)
+    return WorkflowTaskResult(parked=str(exc))
+
+
+async def run_workflow_task(
+    claim: WorkflowClaim, *, now: datetime | None = None
+) -> WorkflowTaskResult:
+    """Run the claimed workflow task to its next wait and record it.
+
+    A non-determinism error (or a workflow this process does not know) parks the execution
+    untouched; a lost lease discards the work. Neither raises.
+    """
+    now = now or timezone.now()
+    history = await store.aload_history(claim.execution_id)
+    inbox = await store.aload_inbox(claim.execution_id)
+    info = WorkflowInfo(
+        execution_id=claim.execution_id,
+        workflow_name=claim.workflow_name,
+        workflow_id=claim.workflow_id,
+        parent_id=claim.parent_id,
+    )
+    try:
+        definition = register.get_workflow(claim.workflow_name)
+        instance = replay(definition, info, history[0].data["input"], history)
+        inputs = _new_inputs(instance, inbox, now)
+        first_task = not any(e.kind == EventKind.WORKFLOW_TASK_STARTED for e in history)
+        events: list[Event] = []
+        if inputs or first_task:
+            started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})
+            events = [started, *inputs]
+            events += instance.activate(events)
+    except NonDeterminismError as exc:
+        return await _park(claim, exc)
+    except Exception as exc:  # a bug must not kill the worker; park and show it
+        logger.exception("Workflow task of %s failed", claim.execution_id)
+        return await _park(claim, exc)
+    try:
+        await store.arecord_workflow_task(
+            claim,
+            history_length=len(history),
+            events=events,
+            delivered_activity_ids=[pk for pk, _ in inbox.activity_outcomes],
+            consumed_signal_ids=[pk for pk, _ in inbox.signals],
+            next_wake_at=_next_wake(instance),
+            now=now,
+        )
+    except LeaseLost as exc:
+        logger.warning("%s", exc)
+        return WorkflowTaskResult(instance=instance, lease_lost=True)
+    return WorkflowTaskResult(instance=instance)

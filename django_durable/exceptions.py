@@ -1,0 +1,68 @@
+"""The exceptions django-durable raises to its users, all under `DurableError`."""
+
+
+class DurableError(Exception):
+    """Base class of every error django-durable raises on purpose."""
+
+
+class WorkflowNotFound(DurableError, LookupError):
+    """No execution (or no registered workflow) has the given id or name."""
+
+
+class ExecutionFinished(DurableError):
+    """The execution has already ended, so it takes no more signals or cancellations."""
+
+
+class WorkflowFailed(DurableError):
+    """The workflow raised; `error_type`, `message` and `remote_traceback` describe it."""
+
+    def __init__(self, execution_id, error: dict):
+        self.execution_id = execution_id
+        self.error_type = error.get("type", "")
+        self.message = error.get("message", "")
+        self.remote_traceback = error.get("traceback", "")
+        super().__init__(
+            f"Workflow execution {execution_id} failed: {self.error_type}: {self.message}"
+        )
+
+
+class WorkflowCanceled(DurableError):
+    """The execution was canceled before it completed."""
+
+
+class WorkflowTimedOut(DurableError):
+    """The execution, or the wait for it, ran out of time."""
+
+
+class NonDeterminismError(DurableError):
+    """Replaying the workflow issued other commands than its history recorded."""
+
+
+class WorkflowBlocked(DurableError):
+    """`run_workflow` cannot continue: the workflow waits for something only others can send."""
+
+
+class ActivityError(DurableError):
+    """An activity failed for good; raised inside the workflow that awaited it.
+
+    `error_type`, `message` and `remote_traceback` describe the activity's own exception.
+    """
+
+    def __init__(self, activity_name: str, error: dict):
+        self.activity_name = activity_name
+        self.error_type = error.get("type", "")
+        self.message = error.get("message", "")
+        self.remote_traceback = error.get("traceback", "")
+        super().__init__(f"Activity {activity_name!r} failed: {self.error_type}: {self.message}")
+
+
+class PayloadError(DurableError, TypeError):
+    """A value that must be stored is not JSON-serializable, or is too large."""
+
+
+class ActivityNotFound(DurableError, LookupError):
+    """No activity is registered under the given name."""
+
+
+class WaitTimeout(DurableError, TimeoutError):
+    """`wait_workflow` gave up waiting; the execution itself goes on."""

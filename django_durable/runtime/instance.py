@@ -1,0 +1,248 @@
+"""`WorkflowInstance`: one workflow's coroutine on its own loop, driven by activations.
+
+An activation is a list of input events (the first one `workflow_task_started`, holding
+the time); the instance applies them, runs until every task waits, and returns the
+commands the code issued. The engine records those; replay feeds the recorded inputs back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import random
+from typing import Any
+
+import greenlet
+
+from ..constants import EventKind
+from ..exceptions import ActivityError, NonDeterminismError
+from ..payloads import describe_exception, to_json_value
+from ..registry import WorkflowDefinition, register
+from .context import WorkflowContext, WorkflowInfo
+from .events import Event
+from .loop import WorkflowLoop
+
+
+class WorkflowInstance:
+    def __init__(
+        self, definition: WorkflowDefinition, info: WorkflowInfo, inputs: dict[str, Any]
+    ) -> None:
+        self.definition = definition
+        self.info = info
+        self.inputs = inputs
+        self.loop = WorkflowLoop(self._start_timer)
+        self.ctx = WorkflowContext(self)
+        self.random = random.Random(info.execution_id.int)
+        self.timers: dict[int, float] = {}  # pending timer seq -> fire time (epoch seconds)
+        self._seq = 0
+        self._activities: dict[int, tuple[str, asyncio.Future]] = {}
+        self._timer_handles: dict[int, asyncio.TimerHandle] = {}
+        self._signals: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._signal_waiters: dict[str, collections.deque] = collections.defaultdict(
+            collections.deque
+        )
+        self._commands: list[Event] = []
+        self._main: asyncio.Task | None = None
+        self.completion: Event | None = None
+        self.cancel_delivered = False
+
+    # -- driving ---------------------------------------------------------------------------
+
+    def activate(self, inputs: list[Event]) -> list[Event]:
+        """Apply one activation's inputs and return the commands (and end) the code issued."""
+        if self.completion is not None:
+            raise RuntimeError("This workflow instance has already ended.")
+        started, *delivered = inputs
+        if started.kind != EventKind.WORKFLOW_TASK_STARTED:
+            raise ValueError("An activation starts with a workflow_task_started event.")
+        self.loop.set_time(started.data["time"])
+        if self._main is None:
+            self._main = self.loop.create_task(self._run(), name=self.info.workflow_name)
+        for event in delivered:
+            self._deliver(event)
+        self.loop.run_until_idle()
+        if self._main.done():
+            self.completion = self._completion_event(self._main)
+            self._commands.append(self.completion)
+            self.loop.close()
+        commands, self._commands = self._commands, []
+        return commands
+
+    async def _run(self) -> Any:
+        fn = self.definition.fn
+        if self.definition.is_async:
+            return await fn(self.ctx, **self.inputs)
+        return await _drive_plain_function(functools.partial(fn, self.ctx, **self.inputs))
+
+    def _completion_event(self, task: asyncio.Task) -> Event:
+        if task.cancelled():
+            return Event(EventKind.WORKFLOW_CANCELED)
+        error = task.exception()
+        if isinstance(error, asyncio.CancelledError):
+            return Event(EventKind.WORKFLOW_CANCELED)
+        if error is None:
+            try:
+                result = to_json_value(task.result(), "The workflow's result")
+            except Exception as exc:
+                error = exc
+            else:
+                return Event(EventKind.WORKFLOW_COMPLETED, data={"result": result})
+        return Event(EventKind.WORKFLOW_FAILED, data={"error": describe_exception(error)})
+
+    def wait(self, awaitable: asyncio.Future) -> Any:
+        """Hand `awaitable` to an async workflow, or block a plain one until it resolves."""
+        if self.definition.is_async:
+            return awaitable
+        current = greenlet.getcurrent()
+        if current.parent is None:
+            raise RuntimeError("A plain workflow's context can only be used inside the workflow.")
+        return current.parent.switch(awaitable)
+
+    # -- what the waiting side knows ------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.completion is not None
+
+    def waiting_on(self) -> str:
+        """What the workflow waits for, in words, for errors that must explain a stall."""
+        parts = [
+            f"signal {name!r}"
+            for name, waiters in self._signal_waiters.items()
+            if any(not w.done() for w in waiters)
+        ]
+        parts += [f"activity {name!r}" for name, fut in self._activities.values() if not fut.done()]
+        if self.timers:
+            parts.append(f"{len(self.timers)} timer(s)")
+        return ", ".join(parts) or "nothing"
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def schedule_activity(self, activity, args: tuple, kwargs: dict) -> asyncio.Future:
+        definition = register.get_activity(activity)
+        payload = to_json_value(
+            {"args": list(args), "kwargs": kwargs},
+            f"The arguments of activity {definition.name!r}",
+        )
+        seq = self._next_seq()
+        future = self.loop.create_future()
+        self._activities[seq] = (definition.name, future)
+        self._commands.append(
+            Event(
+                EventKind.ACTIVITY_SCHEDULED,
+                seq,
+                definition.name,
+                {**payload, "queue": definition.queue},
+            )
+        )
+        return future
+
+    def _start_timer(self, delay: float, callback, args, context) -> asyncio.TimerHandle:
+        seq = self._next_seq()
+        fire_at = self.loop.time() + delay
+        handle = asyncio.TimerHandle(fire_at, callback, args, self.loop, context)
+        self.timers[seq] = fire_at
+        self._timer_handles[seq] = handle
+        self._commands.append(
+            Event(EventKind.TIMER_STARTED, seq, data={"duration": delay, "fire_at": fire_at})
+        )
+        return handle
+
+    def start_sleep(self, seconds: float) -> asyncio.Future:
+        future = self.loop.create_future()
+        self._start_timer(float(seconds), _resolve, (future, None), None)
+        return future
+
+    def wait_signal(self, name: str, timeout: float | None) -> asyncio.Future:
+        future = self.loop.create_future()
+        if self._signals[name]:
+            future.set_result(self._signals[name].popleft())
+            return future
+        self._signal_waiters[name].append(future)
+        if timeout is not None:
+            timer = self._start_timer(float(timeout), _resolve, (future, None), None)
+            future.add_done_callback(lambda _: timer.cancel())
+        return future
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def _deliver(self, event: Event) -> None:
+        handler = self._input_handlers.get(event.kind)
+        if handler is None:
+            raise ValueError(f"{event.kind!r} is not an input event.")
+        handler(self, event)
+
+    def _activity_future(self, event: Event) -> tuple[str, asyncio.Future]:
+        try:
+            return self._activities.pop(event.command_seq)
+        except KeyError:
+            raise NonDeterminismError(
+                f"History has {event.describe()}, but the workflow code never scheduled "
+                f"activity command #{event.command_seq}."
+            ) from None
+
+    def _on_activity_completed(self, event: Event) -> None:
+        _, future = self._activity_future(event)
+        _resolve(future, event.data.get("result"))
+
+    def _on_activity_failed(self, event: Event) -> None:
+        name, future = self._activity_future(event)
+        if not future.done():
+            future.set_exception(ActivityError(name, event.data.get("error", {})))
+
+    def _on_timer_fired(self, event: Event) -> None:
+        handle = self._timer_handles.pop(event.command_seq, None)
+        if handle is None:
+            raise NonDeterminismError(
+                f"History has {event.describe()}, but the workflow code never started "
+                f"timer command #{event.command_seq}."
+            )
+        self.timers.pop(event.command_seq, None)
+        if not handle.cancelled():
+            self.loop.call_soon(handle._callback, *handle._args, context=handle._context)
+
+    def _on_signal_received(self, event: Event) -> None:
+        payload = event.data.get("payload")
+        waiters = self._signal_waiters[event.name]
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(payload)
+                return
+        self._signals[event.name].append(payload)
+
+    def _on_cancel_requested(self, event: Event) -> None:
+        self.cancel_delivered = True
+        self._main.cancel(event.data.get("reason") or None)
+
+    _input_handlers = {
+        EventKind.ACTIVITY_COMPLETED: _on_activity_completed,
+        EventKind.ACTIVITY_FAILED: _on_activity_failed,
+        EventKind.TIMER_FIRED: _on_timer_fired,
+        EventKind.SIGNAL_RECEIVED: _on_signal_received,
+        EventKind.CANCEL_REQUESTED: _on_cancel_requested,
+    }
+
+
+def _resolve(future: asyncio.Future, value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+async def _drive_plain_function(call) -> Any:
+    """Run a plain `def` workflow in a greenlet; each context call switches out to await."""
+    worker = greenlet.greenlet(call)
+    request = worker.switch()
+    while not worker.dead:
+        try:
+            value = await request
+        except BaseException as exc:  # CancelledError too: it must reach the workflow's code
+            request = worker.throw(exc)
+        else:
+            request = worker.switch(value)
+    return request

@@ -1,0 +1,135 @@
+"""Activity tasks: claim under a lease, extend the lease, record the outcome at most once."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+
+from ..constants import ActivityStatus
+from ..models import ActivityTask
+from .db import alias, lease_deadline, now_or
+from .executions import wake_execution
+
+
+@dataclass(frozen=True)
+class ActivityClaim:
+    """One attempt of an activity, owned by `owner`; only this attempt may record an outcome."""
+
+    task_id: int
+    execution_id: uuid.UUID
+    command_seq: int
+    activity_name: str
+    args: list
+    kwargs: dict
+    attempt: int
+    owner: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.execution_id}:{self.command_seq}:{self.attempt}"
+
+
+def _tasks():
+    return ActivityTask.objects.using(alias())
+
+
+def claim_activity_tasks(
+    owner: str,
+    limit: int,
+    *,
+    queues: list[str] | None = None,
+    execution_ids: list[uuid.UUID] | None = None,
+    now: datetime | None = None,
+) -> list[ActivityClaim]:
+    """Start a new attempt of up to `limit` due activities, those with expired leases too."""
+    now = now_or(now)
+    claimable = Q(status=ActivityStatus.QUEUED, due_at__lte=now) | Q(
+        status=ActivityStatus.RUNNING, lease_until__lt=now
+    )
+    with transaction.atomic(using=alias()):
+        candidates = _tasks().filter(claimable)
+        if queues:
+            candidates = candidates.filter(queue__in=queues)
+        if execution_ids is not None:
+            candidates = candidates.filter(execution_id__in=execution_ids)
+        ids = list(
+            candidates.order_by("due_at", "pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        # The condition is repeated so that a racing claimer (SQLite has no row locks) loses.
+        _tasks().filter(claimable, pk__in=ids).update(
+            status=ActivityStatus.RUNNING,
+            attempt=F("attempt") + 1,
+            lease_owner=owner,
+            lease_until=lease_deadline(now),
+            started_at=now,
+        )
+        rows = _tasks().filter(
+            pk__in=ids, status=ActivityStatus.RUNNING, lease_owner=owner, lease_until__gt=now
+        )
+        return [
+            ActivityClaim(
+                task_id=row.pk,
+                execution_id=row.execution_id,
+                command_seq=row.command_seq,
+                activity_name=row.activity_name,
+                args=row.args,
+                kwargs=row.kwargs,
+                attempt=row.attempt,
+                owner=owner,
+            )
+            for row in rows.order_by("due_at", "pk")
+        ]
+
+
+def complete_activity_task(
+    claim: ActivityClaim,
+    *,
+    result: Any = None,
+    error: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Record the attempt's result (or error) and wake its workflow.
+
+    Returns False, writing nothing, when the attempt is no longer current: a late result
+    from a worker that lost its lease is discarded.
+    """
+    now = now_or(now)
+    outcome = (
+        {"status": ActivityStatus.FAILED, "error": error}
+        if error is not None
+        else {"status": ActivityStatus.COMPLETED, "result": result}
+    )
+    with transaction.atomic(using=alias()):
+        updated = (
+            _tasks()
+            .filter(
+                pk=claim.task_id,
+                attempt=claim.attempt,
+                lease_owner=claim.owner,
+                status=ActivityStatus.RUNNING,
+            )
+            .update(lease_owner="", lease_until=None, finished_at=now, **outcome)
+        )
+        if not updated:
+            return False
+        wake_execution(claim.execution_id, now)
+    return True
+
+
+def extend_activity_leases(owner: str, task_ids: list[int], *, now: datetime | None = None) -> int:
+    """Renew this owner's leases on running activities; returns how many it still holds."""
+    now = now_or(now)
+    return (
+        _tasks()
+        .filter(pk__in=task_ids, lease_owner=owner, status=ActivityStatus.RUNNING)
+        .update(lease_until=lease_deadline(now))
+    )

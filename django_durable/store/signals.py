@@ -1,0 +1,50 @@
+"""Inputs from outside an execution: signals and cancel requests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from ..exceptions import ExecutionFinished
+from ..models import PendingSignal
+from ..payloads import to_json_value
+from .db import alias, now_or
+from .executions import _executions, get_execution, wake_execution
+
+
+def _locked_live_execution(execution_id: uuid.UUID | str, action: str):
+    get_execution(execution_id)  # a clear WorkflowNotFound for a malformed or unknown id
+    execution = _executions().select_for_update().get(pk=execution_id)
+    if execution.is_terminal:
+        raise ExecutionFinished(
+            f"Execution {execution.pk} is already {execution.status}; it cannot {action}."
+        )
+    return execution
+
+
+def send_signal(
+    execution_id: uuid.UUID | str, name: str, payload: Any = None, *, now: datetime | None = None
+) -> None:
+    """Queue a signal for the execution; delivered in order by its next workflow task."""
+    payload = to_json_value(payload, f"The payload of signal {name!r}")
+    now = now_or(now)
+    with transaction.atomic(using=alias()):
+        execution = _locked_live_execution(execution_id, "take signals")
+        PendingSignal.objects.using(alias()).create(execution=execution, name=name, payload=payload)
+        wake_execution(execution.pk, now)
+
+
+def request_cancel(
+    execution_id: uuid.UUID | str, reason: str = "", *, now: datetime | None = None
+) -> None:
+    """Ask the execution to cancel; its workflow sees `CancelledError` at its next await."""
+    now = now_or(now)
+    with transaction.atomic(using=alias()):
+        execution = _locked_live_execution(execution_id, "be canceled")
+        if execution.cancel_requested:
+            return
+        _executions().filter(pk=execution.pk).update(cancel_requested=True, cancel_reason=reason)
+        wake_execution(execution.pk, now)

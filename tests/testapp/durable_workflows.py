@@ -1,0 +1,93 @@
+"""Workflows the test suite drives, in both styles."""
+
+import asyncio
+
+from django_durable import ActivityError, register
+
+from .durable_activities import add
+
+
+@register.workflow()
+async def add_twice(ctx, a: int, b: int) -> int:
+    first = await ctx.run_activity(add, a, b)
+    return await ctx.run_activity("testapp.add", first, b)
+
+
+@register.workflow()
+async def fan_out(ctx, n: int) -> list:
+    return list(
+        await asyncio.gather(*(ctx.run_activity("testapp.async_double", i) for i in range(n)))
+    )
+
+
+@register.workflow()
+async def sleepy(ctx, seconds: float) -> dict:
+    before = ctx.now()
+    await ctx.sleep(seconds)
+    await asyncio.sleep(seconds)  # asyncio.sleep is a durable timer inside a workflow
+    return {"slept": (ctx.now() - before).total_seconds()}
+
+
+@register.workflow()
+async def catches_failure(ctx) -> str:
+    try:
+        await ctx.run_activity("testapp.explode", "boom")
+    except ActivityError as exc:
+        return f"caught {exc.error_type}: {exc.message}"
+    return "not reached"
+
+
+@register.workflow()
+def fails(ctx, message: str):
+    ctx.run_activity("testapp.explode", message)
+
+
+@register.workflow()
+async def raises_directly(ctx):
+    raise KeyError("no such thing")
+
+
+@register.workflow()
+async def returns_non_json(ctx):
+    return {1, 2, 3}
+
+
+@register.workflow()
+async def bad_activity_result(ctx):
+    return await ctx.run_activity("testapp.not_json")
+
+
+@register.workflow()
+async def collect_signals(ctx, count: int) -> list:
+    return [await ctx.wait_signal("item") for _ in range(count)]
+
+
+@register.workflow()
+async def signal_or_timeout(ctx, timeout: float):
+    return {"got": await ctx.wait_signal("maybe", timeout=timeout)}
+
+
+@register.workflow()
+async def cancellable(ctx) -> str:
+    try:
+        await ctx.wait_signal("never")
+    except asyncio.CancelledError:
+        await ctx.run_activity("testapp.add", 1, 1)  # clean-up work is still allowed
+        raise
+    return "not reached"
+
+
+@register.workflow()
+async def deterministic_values(ctx) -> dict:
+    await ctx.sleep(0)
+    return {"now": ctx.now().isoformat(), "random": ctx.random().random(), "uuid": str(ctx.uuid4())}
+
+
+@register.workflow()
+async def identity(ctx) -> dict:
+    return await ctx.run_activity("testapp.whoami")
+
+
+@register.workflow(name="custom.workflow")
+async def custom_workflow(ctx) -> str:
+    return await ctx.run_activity("custom.named")
