@@ -6,7 +6,7 @@ from django.db import models
 
 from .constants import ActivityStatus, EventKind, ExecutionStatus
 
-__all__ = ["ActivityTask", "HistoryEvent", "PendingSignal", "WorkflowExecution"]
+__all__ = ["ActivityTask", "HistoryEvent", "PendingSignal", "Worker", "WorkflowExecution"]
 
 
 class WorkflowExecution(models.Model):
@@ -176,3 +176,21 @@ class PendingSignal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.execution_id}"
+
+
+class Worker(models.Model):
+    """One worker process, as it last reported itself; for the admin and for operators."""
+
+    id = models.CharField(primary_key=True, max_length=100)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-heartbeat_at"]
+
+    def __str__(self) -> str:
+        return self.id

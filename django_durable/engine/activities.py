@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
-
-from asgiref.sync import sync_to_async
 
 from .. import activity
 from ..payloads import describe_exception, to_json_value
@@ -15,32 +14,26 @@ from ..store import ActivityClaim
 logger = logging.getLogger("django_durable.engine")
 
 
-def _info(claim: ActivityClaim) -> activity.ActivityInfo:
-    return activity.ActivityInfo(
+def execute_activity(claim: ActivityClaim) -> dict[str, Any]:
+    """Run the attempt in this thread; return `{"result": ...}` or `{"error": {...}}`.
+
+    Used by the process pool's children and by `run_workflow`. User code may raise
+    anything: it becomes the attempt's error, never the caller's.
+    """
+    info = activity.ActivityInfo(
         execution_id=claim.execution_id,
         command_seq=claim.command_seq,
         attempt=claim.attempt,
         activity_name=claim.activity_name,
     )
-
-
-def _outcome(claim: ActivityClaim, value: Any) -> dict[str, Any]:
-    return {"result": to_json_value(value, f"The result of activity {claim.activity_name!r}")}
-
-
-async def run_activity(claim: ActivityClaim) -> dict[str, Any]:
-    """Run the attempt in this process; return `{"result": ...}` or `{"error": {...}}`.
-
-    User code may raise anything; it becomes the attempt's error, never the caller's.
-    """
-    token = activity.current.set(_info(claim))
+    token = activity.current.set(info)
     try:
         definition = register.get_activity(claim.activity_name)
         if definition.is_async:
-            value = await definition.fn(*claim.args, **claim.kwargs)
+            value = asyncio.run(definition.fn(*claim.args, **claim.kwargs))
         else:
-            value = await sync_to_async(definition.fn)(*claim.args, **claim.kwargs)
-        return _outcome(claim, value)
+            value = definition.fn(*claim.args, **claim.kwargs)
+        return {"result": to_json_value(value, f"The result of activity {claim.activity_name!r}")}
     except Exception as exc:
         logger.info("Activity %s attempt %s failed: %r", claim.activity_name, claim.attempt, exc)
         return {"error": describe_exception(exc)}

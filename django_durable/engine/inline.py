@@ -10,13 +10,14 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta
 
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from .. import store
 from ..constants import ExecutionStatus
 from ..exceptions import WorkflowBlocked
 from ..models import WorkflowExecution
-from .activities import run_activity
+from .activities import execute_activity
 from .workflow_task import run_workflow_task
 
 BATCH = 20
@@ -46,7 +47,7 @@ class InlineRunner:
         for claim in await store.aclaim_activity_tasks(
             self.owner, BATCH, now=self.now(), execution_ids=scope
         ):
-            outcome = await run_activity(claim)
+            outcome = await sync_to_async(execute_activity)(claim)
             await store.acomplete_activity_task(claim, now=self.now(), **outcome)
             ran = True
         return ran

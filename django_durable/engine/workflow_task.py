@@ -1,4 +1,4 @@
-"""One workflow task: rebuild the workflow, deliver its new inputs, record what it did."""
+"""One workflow task: rebuild (or resume) the workflow, deliver new inputs, record what it did."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import store
 from ..constants import EventKind
-from ..exceptions import NonDeterminismError
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event, WorkflowInfo, WorkflowInstance, replay
 from ..store import Inbox, LeaseLost, WorkflowClaim
+from .sticky import StickyCache
 
 logger = logging.getLogger("django_durable.engine")
 
@@ -57,8 +58,28 @@ async def _park(claim: WorkflowClaim, exc: BaseException) -> WorkflowTaskResult:
     return WorkflowTaskResult(parked=str(exc))
 
 
+async def _instance_for(
+    claim: WorkflowClaim, cache: StickyCache | None
+) -> tuple[WorkflowInstance, int]:
+    """The workflow as of its recorded history, resumed from the cache when that is current."""
+    cached = cache.take(claim.execution_id) if cache is not None else None
+    if cached is not None:
+        newer = await store.aload_history(claim.execution_id, after=cached.history_length)
+        if not newer:
+            return cached.instance, cached.history_length
+    history = await store.aload_history(claim.execution_id)
+    info = WorkflowInfo(
+        execution_id=claim.execution_id,
+        workflow_name=claim.workflow_name,
+        workflow_id=claim.workflow_id,
+        parent_id=claim.parent_id,
+    )
+    definition = register.get_workflow(claim.workflow_name)
+    return replay(definition, info, history[0].data["input"], history), len(history)
+
+
 async def run_workflow_task(
-    claim: WorkflowClaim, *, now: datetime | None = None
+    claim: WorkflowClaim, *, now: datetime | None = None, cache: StickyCache | None = None
 ) -> WorkflowTaskResult:
     """Run the claimed workflow task to its next wait and record it.
 
@@ -66,33 +87,23 @@ async def run_workflow_task(
     untouched; a lost lease discards the work. Neither raises.
     """
     now = now or timezone.now()
-    history = await store.aload_history(claim.execution_id)
-    inbox = await store.aload_inbox(claim.execution_id)
-    info = WorkflowInfo(
-        execution_id=claim.execution_id,
-        workflow_name=claim.workflow_name,
-        workflow_id=claim.workflow_id,
-        parent_id=claim.parent_id,
-    )
     try:
-        definition = register.get_workflow(claim.workflow_name)
-        instance = replay(definition, info, history[0].data["input"], history)
+        instance, history_length = await _instance_for(claim, cache)
+        inbox = await store.aload_inbox(claim.execution_id)
         inputs = _new_inputs(instance, inbox, now)
-        first_task = not any(e.kind == EventKind.WORKFLOW_TASK_STARTED for e in history)
         events: list[Event] = []
-        if inputs or first_task:
+        if inputs or not instance.started:
             started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})
             events = [started, *inputs]
             events += instance.activate(events)
-    except NonDeterminismError as exc:
-        return await _park(claim, exc)
-    except Exception as exc:  # a bug must not kill the worker; park and show it
-        logger.exception("Workflow task of %s failed", claim.execution_id)
+    except DatabaseError:
+        raise  # transient: the lease expires and the task is tried again
+    except Exception as exc:  # non-determinism, an unknown workflow, or a bug: never fatal
         return await _park(claim, exc)
     try:
         await store.arecord_workflow_task(
             claim,
-            history_length=len(history),
+            history_length=history_length,
             events=events,
             delivered_activity_ids=[pk for pk, _ in inbox.activity_outcomes],
             consumed_signal_ids=[pk for pk, _ in inbox.signals],
@@ -102,4 +113,6 @@ async def run_workflow_task(
     except LeaseLost as exc:
         logger.warning("%s", exc)
         return WorkflowTaskResult(instance=instance, lease_lost=True)
+    if cache is not None:
+        cache.put(claim.execution_id, instance, history_length + len(events))
     return WorkflowTaskResult(instance=instance)

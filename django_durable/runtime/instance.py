@@ -102,6 +102,10 @@ class WorkflowInstance:
     # -- what the waiting side knows ------------------------------------------------------
 
     @property
+    def started(self) -> bool:
+        return self._main is not None
+
+    @property
     def done(self) -> bool:
         return self.completion is not None
 

@@ -25,6 +25,13 @@ from .executions import (
     start_execution,
 )
 from .signals import request_cancel, send_signal
+from .workers import (
+    beat_worker,
+    next_due_at,
+    register_worker,
+    release_activity_tasks,
+    unpark_executions,
+)
 
 aclaim_activity_tasks = sync_to_async(claim_activity_tasks)
 acomplete_activity_task = sync_to_async(complete_activity_task)
@@ -38,12 +45,18 @@ arecord_workflow_task = sync_to_async(record_workflow_task)
 astart_execution = sync_to_async(start_execution)
 arequest_cancel = sync_to_async(request_cancel)
 asend_signal = sync_to_async(send_signal)
+abeat_worker = sync_to_async(beat_worker)
+anext_due_at = sync_to_async(next_due_at)
+aregister_worker = sync_to_async(register_worker)
+arelease_activity_tasks = sync_to_async(release_activity_tasks)
+aunpark_executions = sync_to_async(unpark_executions)
 
 __all__ = [
     "ActivityClaim",
     "Inbox",
     "LeaseLost",
     "WorkflowClaim",
+    "abeat_worker",
     "aclaim_activity_tasks",
     "aclaim_workflow_tasks",
     "acomplete_activity_task",
@@ -51,11 +64,16 @@ __all__ = [
     "aget_execution",
     "aload_history",
     "aload_inbox",
+    "anext_due_at",
     "apark_execution",
     "arecord_workflow_task",
+    "aregister_worker",
+    "arelease_activity_tasks",
     "arequest_cancel",
     "asend_signal",
     "astart_execution",
+    "aunpark_executions",
+    "beat_worker",
     "claim_activity_tasks",
     "claim_workflow_tasks",
     "complete_activity_task",
@@ -63,9 +81,13 @@ __all__ = [
     "get_execution",
     "load_history",
     "load_inbox",
+    "next_due_at",
     "park_execution",
     "record_workflow_task",
+    "register_worker",
+    "release_activity_tasks",
     "request_cancel",
     "send_signal",
     "start_execution",
+    "unpark_executions",
 ]

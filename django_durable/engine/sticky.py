@@ -1,0 +1,47 @@
+"""The sticky cache: suspended workflow instances kept in memory between workflow tasks.
+
+Resuming a cached instance with new outcomes costs O(new events); without it every
+workflow task replays the whole history. A bounded LRU: eviction only costs a replay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..runtime import WorkflowInstance
+
+
+@dataclass
+class CachedInstance:
+    instance: WorkflowInstance
+    history_length: int
+
+
+class StickyCache:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[uuid.UUID, CachedInstance] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def take(self, execution_id: uuid.UUID) -> CachedInstance | None:
+        """Remove and return the entry: whoever takes it puts it back only if it recorded."""
+        entry = self._entries.pop(execution_id, None)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return entry
+
+    def put(self, execution_id: uuid.UUID, instance: WorkflowInstance, history_length: int) -> None:
+        if self.size <= 0 or instance.done:
+            return
+        self._entries[execution_id] = CachedInstance(instance, history_length)
+        self._entries.move_to_end(execution_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
