@@ -60,6 +60,8 @@ if BACKEND == "postgres":
             "TEST": {"NAME": f"test_durable_{os.getpid()}"},
         }
     }
+    if os.environ.get("DURABLE_TEST_DB_NAME"):  # a worker subprocess joins the test database
+        DATABASES["default"]["NAME"] = os.environ["DURABLE_TEST_DB_NAME"]
 elif BACKEND == "sqlite":
     # A file, not memory: worker subprocesses in the tests must see the same database.
     directory = Path(os.environ.get("DURABLE_TEST_SQLITE_DIR", tempfile.gettempdir()))
@@ -67,10 +69,16 @@ elif BACKEND == "sqlite":
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(directory / f"durable_{os.getpid()}.sqlite3"),
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+            },
             "TEST": {"NAME": str(directory / f"test_durable_{os.getpid()}.sqlite3")},
         }
     }
+    if os.environ.get("DURABLE_TEST_DB_NAME"):  # a worker subprocess joins the test database
+        DATABASES["default"]["NAME"] = os.environ["DURABLE_TEST_DB_NAME"]
 else:
     raise RuntimeError(f"DURABLE_TEST_DB must be 'sqlite' or 'postgres', not {BACKEND!r}.")
 

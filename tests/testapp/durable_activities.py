@@ -41,3 +41,22 @@ def whoami() -> dict:
 @register.activity(name="custom.named")
 def custom_named() -> str:
     return "custom"
+
+
+@register.activity()
+def record_effect(name: str) -> int:
+    from .models import Effect
+
+    Effect.objects.create(name=name, key=activity.info().idempotency_key)
+    return Effect.objects.filter(name=name).count()
+
+
+@register.activity()
+def slow_effect(name: str, seconds: float) -> str:
+    import time
+
+    from .models import Effect
+
+    time.sleep(seconds)
+    Effect.objects.create(name=name, key=activity.info().idempotency_key)
+    return name

@@ -91,3 +91,35 @@ async def identity(ctx) -> dict:
 @register.workflow(name="custom.workflow")
 async def custom_workflow(ctx) -> str:
     return await ctx.run_activity("custom.named")
+
+
+@register.workflow()
+def onboard_user_short(ctx, user_id: int, wait_seconds: float):
+    """The tutorial's onboard_user with its timer shortened and its side effects counted."""
+    ctx.run_activity("testapp.record_effect", f"welcome-{user_id}")
+    ctx.sleep(wait_seconds)
+    ctx.run_activity("testapp.record_effect", f"score-{user_id}")
+    return {"ok": True}
+
+
+@register.workflow()
+async def one_effect(ctx, name: str) -> int:
+    return await ctx.run_activity("testapp.record_effect", name)
+
+
+@register.workflow()
+async def timer_probe(ctx, seconds: float) -> None:
+    await ctx.sleep(seconds)
+
+
+@register.workflow()
+async def long_activity(ctx, name: str, seconds: float) -> str:
+    return await ctx.run_activity("testapp.slow_effect", name, seconds)
+
+
+@register.workflow()
+async def many_steps(ctx, steps: int) -> int:
+    total = 0
+    for i in range(steps):
+        total = await ctx.run_activity("testapp.add", total, i)
+    return total
