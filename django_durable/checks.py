@@ -29,12 +29,20 @@ def check_durable_settings(app_configs=None, **kwargs):
                 id="django_durable.E003",
             )
         )
-    for key in ("LEASE_SECONDS", "SWEEP_SECONDS", "MAX_PAYLOAD_BYTES", "STICKY_CACHE_SIZE"):
+    for key in ("LEASE_SECONDS", "SWEEP_SECONDS", "MAX_PAYLOAD_BYTES"):
         value = user.get(key, DEFAULTS[key])
         if not isinstance(value, int | float) or value <= 0:
             errors.append(
                 Error(f"DURABLE[{key!r}] must be a positive number.", id="django_durable.E004")
             )
+    size = user.get("STICKY_CACHE_SIZE", DEFAULTS["STICKY_CACHE_SIZE"])
+    if not isinstance(size, int) or size < 0:
+        errors.append(
+            Error(
+                "DURABLE['STICKY_CACHE_SIZE'] must be a whole number, 0 to replay every task.",
+                id="django_durable.E005",
+            )
+        )
     if alias in settings.DATABASES and connections[alias].vendor == "sqlite":
         options = settings.DATABASES[alias].get("OPTIONS", {})
         if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":

@@ -9,7 +9,8 @@ DEFAULTS = {
     "CHANNEL": "django_durable",
     # Seconds a claimed workflow task or activity stays owned without a heartbeat.
     "LEASE_SECONDS": 30.0,
-    # Suspended workflows kept in memory per worker (sticky cache).
+    # Suspended workflows kept in memory per worker (sticky cache); 0 replays every task,
+    # which tests can use to prove their workflows deterministic.
     "STICKY_CACHE_SIZE": 1000,
     # Largest JSON payload (input, result, signal) accepted, in bytes.
     "MAX_PAYLOAD_BYTES": 2 * 1024 * 1024,

@@ -14,18 +14,21 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from .. import store
+from ..conf import durable_setting
 from ..constants import ExecutionStatus
 from ..exceptions import WorkflowBlocked
 from ..models import WorkflowExecution
 from .activities import execute_activity
+from .sticky import StickyCache
 from .workflow_task import run_workflow_task
 
 BATCH = 20
 
 
 class InlineRunner:
-    def __init__(self, execution_id: uuid.UUID) -> None:
+    def __init__(self, execution_id: uuid.UUID, cache: StickyCache | None = None) -> None:
         self.execution_id = execution_id
+        self.cache = cache if cache is not None else StickyCache(durable_setting("STICKY_CACHE_SIZE"))
         self.owner = f"inline-{uuid.uuid4().hex[:12]}"
         self.skipped = timedelta(0)
         self.last_waiting_on = "nothing"
@@ -40,7 +43,7 @@ class InlineRunner:
         for claim in await store.aclaim_workflow_tasks(
             self.owner, BATCH, now=self.now(), execution_ids=scope
         ):
-            result = await run_workflow_task(claim, now=self.now())
+            result = await run_workflow_task(claim, now=self.now(), cache=self.cache)
             if result.instance is not None:
                 self.last_waiting_on = result.instance.waiting_on()
             ran = True

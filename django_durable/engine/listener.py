@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import psycopg
 from django.db import connections
@@ -29,7 +30,7 @@ def conninfo_for(alias: str) -> str:
         "password": settings_dict.get("PASSWORD") or None,
         "host": settings_dict.get("HOST") or None,
         "port": str(settings_dict.get("PORT") or "") or None,
-        "application_name": "django_durable listener",
+        "application_name": f"django_durable listener {os.getpid()}",
     }
     options = {
         key: value

@@ -23,20 +23,15 @@ class StickyCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self._entries: OrderedDict[uuid.UUID, CachedInstance] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        self.hits = 0  # workflow tasks that resumed a cached instance
+        self.misses = 0  # workflow tasks that had to replay
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def take(self, execution_id: uuid.UUID) -> CachedInstance | None:
         """Remove and return the entry: whoever takes it puts it back only if it recorded."""
-        entry = self._entries.pop(execution_id, None)
-        if entry is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return entry
+        return self._entries.pop(execution_id, None)
 
     def put(self, execution_id: uuid.UUID, instance: WorkflowInstance, history_length: int) -> None:
         if self.size <= 0 or instance.done:

@@ -66,7 +66,10 @@ async def _instance_for(
     if cached is not None:
         newer = await store.aload_history(claim.execution_id, after=cached.history_length)
         if not newer:
+            cache.hits += 1
             return cached.instance, cached.history_length
+    if cache is not None:
+        cache.misses += 1
     history = await store.aload_history(claim.execution_id)
     info = WorkflowInfo(
         execution_id=claim.execution_id,

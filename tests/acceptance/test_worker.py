@@ -110,13 +110,13 @@ def test_notify_wakes_the_worker_not_the_tick(start_worker):
 
 @postgres_only
 def test_listener_reconnects_after_its_connection_is_killed(start_worker):
-    start_worker("--procs", "1", "--tick", "30")
+    worker = start_worker("--procs", "1", "--tick", "30")
 
     def listener_pids():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-                ["django_durable listener"],
+                [f"django_durable listener {worker.pid}"],
             )
             return [row[0] for row in cursor.fetchall()]
 

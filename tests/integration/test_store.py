@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from django_durable import NonDeterminismError, register, run_workflow, start_workflow, store
@@ -123,6 +124,7 @@ def test_non_determinism_parks_the_execution_untouched(monkeypatch):
     assert store.claim_workflow_tasks("w2", 10) == []
 
 
+@override_settings(DURABLE={"STICKY_CACHE_SIZE": 0})
 def test_run_workflow_reports_non_determinism(monkeypatch):
     calls = {"n": 0}
 

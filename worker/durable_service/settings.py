@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_durable",
     "yourapp",
+    "bench",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -72,7 +73,11 @@ else:
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "var" / "durable.sqlite3")),
             # IMMEDIATE transactions and a busy timeout: the worker and its activity
             # processes write concurrently without "database is locked".
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+            },
         }
     }
 
