@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import ActivityTask, HistoryEvent, PendingSignal, WorkflowExecution
+from .models import ActivityTask, HistoryEvent, PendingSignal, Worker, WorkflowExecution
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -74,3 +74,9 @@ class HistoryEventAdmin(ReadOnlyAdmin):
 class PendingSignalAdmin(ReadOnlyAdmin):
     list_display = ["name", "execution", "created_at"]
     raw_id_fields = ["execution"]
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdmin):
+    list_display = ["id", "hostname", "pid", "queues", "started_at", "heartbeat_at", "stopped_at"]
+    list_filter = ["hostname"]

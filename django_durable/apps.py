@@ -11,5 +11,7 @@ class DurableConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
         from .registry import autodiscover
+        from .store.db import tune_sqlite
 
+        tune_sqlite()
         autodiscover()

@@ -44,14 +44,14 @@ def check_durable_settings(app_configs=None, **kwargs):
             )
         )
     if alias in settings.DATABASES and connections[alias].vendor == "sqlite":
-        options = settings.DATABASES[alias].get("OPTIONS", {})
-        if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+        mode = str(connections[alias].settings_dict["OPTIONS"].get("transaction_mode") or "")
+        if mode.upper() not in ("IMMEDIATE", "EXCLUSIVE"):
             errors.append(
                 Warning(
-                    "SQLite without OPTIONS['transaction_mode'] = 'IMMEDIATE' fails with "
+                    f"SQLite with transaction_mode {mode or 'DEFERRED'!r} fails with "
                     "'database is locked' when a worker and other processes write at once.",
-                    hint="Set DATABASES[...]['OPTIONS'] = {'transaction_mode': 'IMMEDIATE', "
-                    "'timeout': 20}.",
+                    hint="Leave OPTIONS['transaction_mode'] unset (django_durable makes it "
+                    "IMMEDIATE) or set it to 'IMMEDIATE'.",
                     id="django_durable.W001",
                 )
             )

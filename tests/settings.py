@@ -69,11 +69,6 @@ elif BACKEND == "sqlite":
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(directory / f"durable_{os.getpid()}.sqlite3"),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
-            },
             "TEST": {"NAME": str(directory / f"test_durable_{os.getpid()}.sqlite3")},
         }
     }

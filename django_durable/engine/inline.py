@@ -28,7 +28,9 @@ BATCH = 20
 class InlineRunner:
     def __init__(self, execution_id: uuid.UUID, cache: StickyCache | None = None) -> None:
         self.execution_id = execution_id
-        self.cache = cache if cache is not None else StickyCache(durable_setting("STICKY_CACHE_SIZE"))
+        if cache is None:
+            cache = StickyCache(durable_setting("STICKY_CACHE_SIZE"))
+        self.cache = cache
         self.owner = f"inline-{uuid.uuid4().hex[:12]}"
         self.skipped = timedelta(0)
         self.last_waiting_on = "nothing"

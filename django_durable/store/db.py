@@ -32,3 +32,23 @@ def notify(kind: str, ident: object) -> None:
         return
     with connections[alias()].cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [durable_setting("CHANNEL"), f"{kind}:{ident}"])
+
+
+def tune_sqlite() -> bool:
+    """Make the engine's SQLite database safe for a worker and its processes writing at once.
+
+    IMMEDIATE transactions take the write lock when they begin, so a read never has to be
+    upgraded to a write under contention (which fails at once with "database is locked");
+    WAL lets readers go on during a write; the timeout makes writers wait, not fail.
+    Only keys the project left unset are filled in. Returns whether it was SQLite.
+    """
+    settings_dict = connections[alias()].settings_dict
+    if settings_dict["ENGINE"] != "django.db.backends.sqlite3":
+        return False
+    options = settings_dict.setdefault("OPTIONS", {})
+    options.setdefault("transaction_mode", "IMMEDIATE")
+    options.setdefault("timeout", 20)
+    if "journal_mode" not in options.get("init_command", "").lower():
+        commands = [c for c in options.get("init_command", "").split(";") if c.strip()]
+        options["init_command"] = ";".join([*commands, "PRAGMA journal_mode=WAL"])
+    return True

@@ -125,3 +125,30 @@ def test_settings_check_accepts_the_test_settings():
 def test_settings_check_reports_unknown_keys_and_bad_values():
     ids = sorted(error.id for error in check_durable_settings())
     assert ids == ["django_durable.E002", "django_durable.E004"]
+
+
+@pytest.mark.django_db
+def test_sqlite_is_tuned_for_several_writing_processes():
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert connection.settings_dict["OPTIONS"]["timeout"] == 20
+
+
+def test_deferred_sqlite_transactions_are_warned_about():
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    options = connection.settings_dict["OPTIONS"]
+    options["transaction_mode"] = "DEFERRED"
+    try:
+        ids = [error.id for error in check_durable_settings()]
+    finally:
+        options["transaction_mode"] = "IMMEDIATE"
+    assert ids == ["django_durable.W001"]

@@ -71,13 +71,8 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "var" / "durable.sqlite3")),
-            # IMMEDIATE transactions and a busy timeout: the worker and its activity
-            # processes write concurrently without "database is locked".
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
-            },
+            # django_durable fills in IMMEDIATE transactions, a busy timeout and WAL, so the
+            # worker and its activity processes write at once without "database is locked".
         }
     }
 
