@@ -7,8 +7,10 @@ that importing this package before Django is set up stays cheap and safe.
 from importlib import import_module
 
 from .exceptions import (
+    ActivityCanceled,
     ActivityError,
     ActivityNotFound,
+    ActivityTimeoutError,
     DurableError,
     ExecutionFinished,
     NonDeterminismError,
@@ -23,6 +25,7 @@ from .exceptions import (
 
 _LAZY = {
     "register": "django_durable.registry",
+    "RetryPolicy": "django_durable.registry",
     "start_workflow": "django_durable.api",
     "wait_workflow": "django_durable.api",
     "run_workflow": "django_durable.api",
@@ -33,12 +36,15 @@ _LAZY = {
 }
 
 __all__ = [
+    "ActivityCanceled",
     "ActivityError",
     "ActivityNotFound",
+    "ActivityTimeoutError",
     "DurableError",
     "ExecutionFinished",
     "NonDeterminismError",
     "PayloadError",
+    "RetryPolicy",
     "WaitTimeout",
     "WorkflowBlocked",
     "WorkflowCanceled",

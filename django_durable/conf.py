@@ -16,6 +16,13 @@ DEFAULTS = {
     "MAX_PAYLOAD_BYTES": 2 * 1024 * 1024,
     # Seconds between safety sweeps when woken by NOTIFY.
     "SWEEP_SECONDS": 30.0,
+    # Retry policy of activities that set none (keyword arguments of RetryPolicy).
+    "RETRY_POLICY": {
+        "initial_interval": 1.0,
+        "backoff_coefficient": 2.0,
+        "maximum_interval": 100.0,
+        "maximum_attempts": 3,
+    },
 }
 
 

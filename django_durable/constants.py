@@ -9,6 +9,7 @@ class EventKind:
     # Commands issued by workflow code, checked on replay.
     ACTIVITY_SCHEDULED = "activity_scheduled"
     TIMER_STARTED = "timer_started"
+    MARKER_RECORDED = "marker_recorded"  # ctx.patched() / ctx.get_version(): which code ran
     # Inputs delivered to workflow code.
     ACTIVITY_COMPLETED = "activity_completed"
     ACTIVITY_FAILED = "activity_failed"
@@ -20,7 +21,7 @@ class EventKind:
     WORKFLOW_FAILED = "workflow_failed"
     WORKFLOW_CANCELED = "workflow_canceled"
 
-    COMMANDS = frozenset({ACTIVITY_SCHEDULED, TIMER_STARTED})
+    COMMANDS = frozenset({ACTIVITY_SCHEDULED, TIMER_STARTED, MARKER_RECORDED})
     TERMINAL = frozenset({WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELED})
     INPUTS = frozenset(
         {ACTIVITY_COMPLETED, ACTIVITY_FAILED, TIMER_FIRED, SIGNAL_RECEIVED, CANCEL_REQUESTED}

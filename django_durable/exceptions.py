@@ -66,3 +66,12 @@ class ActivityNotFound(DurableError, LookupError):
 
 class WaitTimeout(DurableError, TimeoutError):
     """`wait_workflow` gave up waiting; the execution itself goes on."""
+
+
+class ActivityTimeoutError(DurableError, TimeoutError):
+    """An activity attempt ran past one of its timeouts and its process was stopped."""
+
+
+class ActivityCanceled(DurableError):
+    """Raised by `activity.heartbeat()` when the attempt should stop: its workflow was
+    canceled, or the attempt lost its lease. Let it propagate."""

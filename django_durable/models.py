@@ -32,6 +32,10 @@ class WorkflowExecution(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
+    parent_command_seq = models.PositiveIntegerField(null=True, blank=True)
+    timeout_at = models.DateTimeField(
+        null=True, blank=True, help_text="The execution times out if it has not ended by then."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +116,9 @@ class ActivityTask(models.Model):
     queue = models.CharField(max_length=100, default="default")
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Retry policy and timeouts, as scheduled."
+    )
     status = models.CharField(
         max_length=16, choices=ActivityStatus.CHOICES, default=ActivityStatus.QUEUED
     )
@@ -120,7 +127,9 @@ class ActivityTask(models.Model):
     lease_owner = models.CharField(max_length=100, blank=True, default="")
     lease_until = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
-    error = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True, help_text="The last attempt's error.")
+    heartbeat_details = models.JSONField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Set once the outcome is copied into the execution's history.
     delivered = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -18,7 +18,7 @@ from ..conf import durable_setting
 from ..constants import ExecutionStatus
 from ..exceptions import WorkflowBlocked
 from ..models import WorkflowExecution
-from .activities import execute_activity
+from .activities import execute_activity, settle_activity
 from .sticky import StickyCache
 from .workflow_task import run_workflow_task
 
@@ -53,7 +53,7 @@ class InlineRunner:
             self.owner, BATCH, now=self.now(), execution_ids=scope
         ):
             outcome = await sync_to_async(execute_activity)(claim)
-            await store.acomplete_activity_task(claim, now=self.now(), **outcome)
+            await sync_to_async(settle_activity)(claim, outcome, now=self.now())
             ran = True
         return ran
 
@@ -65,14 +65,15 @@ class InlineRunner:
             execution = await store.aget_execution(self.execution_id)
             if execution.is_terminal or execution.status == ExecutionStatus.BLOCKED:
                 return execution
-            if execution.wake_at is None:
+            due = await store.anext_due_at(execution_ids=[self.execution_id], now=self.now())
+            if due is None:
                 raise WorkflowBlocked(
                     f"Execution {execution.pk} of {execution.workflow_name!r} waits for "
                     f"{self.last_waiting_on}, and run_workflow() has nobody to send it. "
                     f"Start it with start_workflow() and a worker, or send the signal first."
                 )
-            gap = execution.wake_at - self.now()
+            gap = due - self.now()
             if gap > timedelta(0):
-                self.skipped += gap  # fast-forward to the next timer
+                self.skipped += gap  # fast-forward to the next timer or retry
             else:
                 await asyncio.sleep(0.05)  # leased by someone else for the moment

@@ -12,25 +12,61 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import store
 from ..conf import durable_setting
+from ..constants import ActivityStatus
+from ..exceptions import ActivityTimeoutError, DurableError
+from ..payloads import describe_exception
 from ..store import ActivityClaim, WorkflowClaim
 from ..store.db import alias, supports_notify
+from .activities import settle_activity
 from .listener import Listener
-from .pool import ActivityPool
+from .pool import ActivityPool, ProcessLost
 from .sticky import StickyCache
 from .workflow_task import run_workflow_task
 
 logger = logging.getLogger("django_durable.worker")
+asettle_activity = sync_to_async(settle_activity)
 
-# An attempt whose process died is retried as a new attempt, up to this many in a row.
-LOST_ATTEMPTS_LIMIT = 3
+
+class ActivityProcessDied(DurableError):
+    """The process running an activity attempt died (killed, out of memory, crashed)."""
+
+
+WATCHDOG_SECONDS = 0.2  # how often running activities are checked against their timeouts
+STATES_SECONDS = 0.5  # how often their heartbeats and cancellation are read from the database
+
+
+@dataclass
+class RunningAttempt:
+    """An activity attempt in a child process, with what the watchdog needs to stop it."""
+
+    claim: ActivityClaim
+    task: asyncio.Task
+    deadline: float | None = None  # monotonic
+    deadline_reason: str = ""
+    heartbeat_timeout: float | None = None
+    doomed: str = ""  # why the worker stops it: "timeout: ..." or "canceled"
+    cancel_noticed: float | None = None
+
+
+def _deadline(claim: ActivityClaim) -> tuple[float | None, str]:
+    limits = []
+    now = time.monotonic()
+    if seconds := claim.options.get("start_to_close_timeout"):
+        limits.append((now + seconds, f"start_to_close_timeout of {seconds:g} s"))
+    if seconds := claim.options.get("schedule_to_close_timeout"):
+        left = (claim.scheduled_at - timezone.now()).total_seconds() + seconds
+        limits.append((now + left, f"schedule_to_close_timeout of {seconds:g} s"))
+    return min(limits) if limits else (None, "")
 
 
 @dataclass
@@ -40,6 +76,7 @@ class WorkerOptions:
     procs: int = 4
     queues: list[str] = field(default_factory=list)
     grace: float = 30.0
+    cancel_grace: float = 5.0  # seconds a canceled activity gets to stop on its own
 
 
 def new_worker_id() -> str:
@@ -52,7 +89,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.cache = StickyCache(durable_setting("STICKY_CACHE_SIZE"))
         self.uses_notify = supports_notify()
-        self.activities: dict[int, tuple[ActivityClaim, asyncio.Task]] = {}
+        self.activities: dict[int, RunningAttempt] = {}
         self.listener: Listener | None = None
         self.pool: ActivityPool | None = None
         self._wake: asyncio.Event | None = None
@@ -82,6 +119,7 @@ class Worker:
         side_tasks = [
             asyncio.create_task(self._claim_loop(), name="claim"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
         ]
         if self.uses_notify:
             self.listener = Listener(alias(), self._wake)
@@ -105,18 +143,18 @@ class Worker:
 
     async def _shutdown(self) -> None:
         """Let in-flight activities finish within the grace period; release the rest."""
-        running = [task for _, task in self.activities.values()]
+        running = [attempt.task for attempt in self.activities.values()]
         if running:
             logger.warning(
                 "Waiting up to %.0f s for %d activit(ies).", self.options.grace, len(running)
             )
             await asyncio.wait(running, timeout=self.options.grace)
-        left = [claim.task_id for claim, task in self.activities.values() if not task.done()]
+        left = [a.claim.task_id for a in self.activities.values() if not a.task.done()]
         if left:
             released = await store.arelease_activity_tasks(self.id, left)
             logger.warning("Released %d unfinished activit(ies) for other workers.", released)
-            for _, task in list(self.activities.values()):
-                task.cancel()
+            for attempt in list(self.activities.values()):
+                attempt.task.cancel()
         await store.abeat_worker(self.id, stopped=True)
 
     # -- claiming --------------------------------------------------------------------------
@@ -141,8 +179,14 @@ class Worker:
                 self.id, min(self.options.batch, free), queues=self.options.queues or None
             )
         for claim in activity_claims:
-            task = asyncio.create_task(self._run_activity(claim))
-            self.activities[claim.task_id] = (claim, task)
+            deadline, reason = _deadline(claim)
+            self.activities[claim.task_id] = RunningAttempt(
+                claim=claim,
+                task=asyncio.create_task(self._run_activity(claim)),
+                deadline=deadline,
+                deadline_reason=reason,
+                heartbeat_timeout=claim.options.get("heartbeat_timeout"),
+            )
         workflow_claims = await store.aclaim_workflow_tasks(self.id, self.options.batch)
         if workflow_claims:
             await asyncio.gather(*(self._run_workflow_task(claim) for claim in workflow_claims))
@@ -177,21 +221,14 @@ class Worker:
 
     async def _run_activity(self, claim: ActivityClaim) -> None:
         try:
-            outcome = await self.pool.run(claim)
-            if outcome is None and claim.attempt < LOST_ATTEMPTS_LIMIT:
-                await store.arelease_activity_tasks(self.id, [claim.task_id])
+            try:
+                outcome = await self.pool.run(claim)
+            except ProcessLost as lost:
+                await self._settle_lost(claim, lost)
                 return
-            if outcome is None:
-                outcome = {
-                    "error": {
-                        "type": "django_durable.ActivityProcessDied",
-                        "message": f"The activity's process died {claim.attempt} times in a row.",
-                        "traceback": "",
-                    }
-                }
-            if not await store.acomplete_activity_task(claim, **outcome):
+            if not await asettle_activity(claim, outcome):
                 logger.warning(
-                    "Discarded the result of %s attempt %s: its lease was lost.",
+                    "Discarded the outcome of %s attempt %s: it no longer runs.",
                     claim.activity_name,
                     claim.attempt,
                 )
@@ -203,11 +240,76 @@ class Worker:
             self.activities.pop(claim.task_id, None)
             self._wake.set()
 
+    async def _settle_lost(self, claim: ActivityClaim, lost: ProcessLost) -> None:
+        attempt = self.activities.get(claim.task_id)
+        doomed = attempt.doomed if attempt else ""
+        if doomed.startswith("timeout"):
+            error = describe_exception(
+                ActivityTimeoutError(
+                    f"Activity {claim.activity_name!r} attempt {claim.attempt} exceeded its "
+                    f"{doomed.removeprefix('timeout: ')} and was stopped."
+                )
+            )
+            await asettle_activity(claim, {"error": error}, timed_out=True)
+        elif doomed == "canceled":
+            pass  # its row is already canceled
+        elif lost.intentional:  # stopped because another attempt had to be
+            await store.arelease_activity_tasks(self.id, [claim.task_id], uncharged=True)
+        else:
+            error = describe_exception(
+                ActivityProcessDied(
+                    f"The process running activity {claim.activity_name!r} attempt "
+                    f"{claim.attempt} died."
+                )
+            )
+            await asettle_activity(claim, {"error": error})
+
+    async def _watchdog_loop(self) -> None:
+        """Stop attempts past their timeouts, and canceled ones that ignore the news."""
+        last_states = 0.0
+        while True:
+            await asyncio.sleep(WATCHDOG_SECONDS)
+            now = time.monotonic()
+            running = list(self.activities.values())
+            if running and now - last_states >= STATES_SECONDS:
+                last_states = now
+                try:
+                    states = await store.aattempt_states([a.claim.task_id for a in running])
+                except DatabaseError as exc:
+                    logger.error("Database error while watching activities: %s", exc)
+                    states = {}
+                wall = timezone.now()
+                for attempt in running:
+                    status, beat = states.get(attempt.claim.task_id, (ActivityStatus.RUNNING, None))
+                    if status == ActivityStatus.CANCELED and attempt.cancel_noticed is None:
+                        attempt.cancel_noticed = now
+                    if attempt.heartbeat_timeout and not attempt.doomed:
+                        last = beat or attempt.claim.started_at
+                        if (wall - last).total_seconds() > attempt.heartbeat_timeout:
+                            attempt.doomed = (
+                                f"timeout: heartbeat_timeout of {attempt.heartbeat_timeout:g} s"
+                            )
+            for attempt in running:
+                if attempt.doomed:
+                    continue
+                if attempt.deadline is not None and now >= attempt.deadline:
+                    attempt.doomed = f"timeout: {attempt.deadline_reason}"
+                elif attempt.cancel_noticed is not None and (
+                    now - attempt.cancel_noticed >= self.options.cancel_grace
+                ):
+                    attempt.doomed = "canceled"
+            if any(a.doomed and not a.task.done() for a in running):
+                logger.warning(
+                    "Stopping activity processes: %s",
+                    "; ".join(f"{a.claim.activity_name} {a.doomed}" for a in running if a.doomed),
+                )
+                self.pool.restart()
+
     async def _heartbeat_loop(self) -> None:
         every = durable_setting("LEASE_SECONDS") / 3
         while True:
             await asyncio.sleep(every)
-            held = [claim.task_id for claim, _ in self.activities.values()]
+            held = list(self.activities)
             try:
                 if held:
                     await store.aextend_activity_leases(self.id, held)

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..registry import RetryPolicy
+from .versioning import DEFAULT_VERSION
+
 if TYPE_CHECKING:
     from .instance import WorkflowInstance
 
@@ -30,16 +33,30 @@ class WorkflowContext:
     workflow the same method blocks (without a thread) and returns the value.
     """
 
+    DEFAULT_VERSION = DEFAULT_VERSION
+    """What `get_version` returns for an execution that began before the change."""
+
     def __init__(self, instance: WorkflowInstance) -> None:
         self._instance = instance
         self.info: WorkflowInfo = instance.info
 
-    def run_activity(self, activity: str | Callable, *args: Any, **kwargs: Any) -> Any:
+    def run_activity(
+        self,
+        activity: str | Callable,
+        *args: Any,
+        retry_policy: RetryPolicy | None = None,
+        start_to_close_timeout: float | None = None,
+        schedule_to_close_timeout: float | None = None,
+        heartbeat_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run an activity and return its result.
 
         Args:
             activity: the activity's registered name or function.
             *args, **kwargs: JSON-serializable arguments passed to it.
+            retry_policy, start_to_close_timeout, schedule_to_close_timeout,
+            heartbeat_timeout: override the activity's own options for this call.
 
         Returns:
             The activity's result, recorded once and replayed afterwards.
@@ -49,7 +66,15 @@ class WorkflowContext:
             ActivityNotFound: no activity has that name.
             PayloadError: an argument is not JSON-serializable.
         """
-        return self._instance.wait(self._instance.schedule_activity(activity, args, kwargs))
+        overrides = {
+            "retry_policy": retry_policy,
+            "start_to_close_timeout": start_to_close_timeout,
+            "schedule_to_close_timeout": schedule_to_close_timeout,
+            "heartbeat_timeout": heartbeat_timeout,
+        }
+        return self._instance.wait(
+            self._instance.schedule_activity(activity, args, kwargs, overrides)
+        )
 
     def sleep(self, seconds: float) -> Any:
         """Wait `seconds` on a durable timer, which holds no thread or process meanwhile."""
@@ -73,3 +98,58 @@ class WorkflowContext:
     def uuid4(self) -> uuid.UUID:
         """A version-4 UUID drawn from `random()`; use it instead of `uuid.uuid4()`."""
         return uuid.UUID(int=self._instance.random.getrandbits(128), version=4)
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this execution takes the new code behind `patch_id`; replaces a bare `if`.
+
+        Solves changing a workflow while executions that began under the old code are still
+        running: write `if ctx.patched("v2-receipt"): <new code> else: <old code>`. New
+        executions (and running ones that reach this point for the first time) record a
+        marker and take the new branch; an execution whose history shows it passed this
+        point without the marker keeps the old branch, so its replay stays deterministic.
+        Synchronous: no `await`, in `async def` and plain `def` workflows alike.
+
+        Args:
+            patch_id: a name for this change, unique within the workflow.
+
+        Returns:
+            True to run the new code, False to run the old one. Later calls with the same
+            `patch_id` in this execution return the same answer.
+        """
+        return self._instance.patched(patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Retire `patch_id` once no running execution can still take its old branch.
+
+        Solves deleting the old branch: replace `if ctx.patched(id): new else: old` with
+        `ctx.deprecate_patch(id)` followed by the new code alone. Replays accept histories
+        with or without the marker; new executions still record it (marked deprecated).
+        Keep the call until every execution that recorded the marker has finished.
+
+        Args:
+            patch_id: the id previously passed to `ctx.patched()`.
+        """
+        self._instance.patched(patch_id, deprecated=True)
+
+    def get_version(self, change_id: str, min_supported: int, max_supported: int) -> int:
+        """The version of `change_id` this execution runs; for changes made more than once.
+
+        Solves evolving one piece of a workflow through several versions while executions
+        of each are still running: branch on the returned number. New executions record
+        `max_supported`; a replay returns the version recorded at this point, or
+        `DEFAULT_VERSION` (-1) when the execution began before the change existed. Raise
+        `min_supported` once no running execution uses the older versions.
+
+        Args:
+            change_id: a name for this change, unique within the workflow.
+            min_supported: the oldest version this code still runs (-1 keeps the original).
+            max_supported: the version new executions get.
+
+        Returns:
+            The execution's version, between `min_supported` and `max_supported`.
+
+        Raises:
+            NonDeterminismError: the recorded version is outside that range; the execution
+                is parked until code supporting its version is deployed.
+        """
+        return self._instance.get_version(change_id, min_supported, max_supported)

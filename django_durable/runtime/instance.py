@@ -15,16 +15,24 @@ from typing import Any
 
 import greenlet
 
+from ..conf import durable_setting
 from ..constants import EventKind
 from ..exceptions import ActivityError, NonDeterminismError
 from ..payloads import describe_exception, to_json_value
-from ..registry import WorkflowDefinition, register
+from ..registry import (
+    ACTIVITY_TIMEOUTS,
+    ActivityDefinition,
+    RetryPolicy,
+    WorkflowDefinition,
+    register,
+)
 from .context import WorkflowContext, WorkflowInfo
 from .events import Event
 from .loop import WorkflowLoop
+from .versioning import VersionMarkers
 
 
-class WorkflowInstance:
+class WorkflowInstance(VersionMarkers):
     def __init__(
         self, definition: WorkflowDefinition, info: WorkflowInfo, inputs: dict[str, Any]
     ) -> None:
@@ -46,11 +54,16 @@ class WorkflowInstance:
         self._main: asyncio.Task | None = None
         self.completion: Event | None = None
         self.cancel_delivered = False
+        self._init_markers()
 
     # -- driving ---------------------------------------------------------------------------
 
-    def activate(self, inputs: list[Event]) -> list[Event]:
-        """Apply one activation's inputs and return the commands (and end) the code issued."""
+    def activate(self, inputs: list[Event], recorded: list[Event] | None = None) -> list[Event]:
+        """Apply one activation's inputs and return the commands (and end) the code issued.
+
+        `recorded` is what history holds as this activation's commands when it is replayed
+        (None when it runs live): `ctx.patched()` and `ctx.get_version()` follow it.
+        """
         if self.completion is not None:
             raise RuntimeError("This workflow instance has already ended.")
         started, *delivered = inputs
@@ -59,9 +72,15 @@ class WorkflowInstance:
         self.loop.set_time(started.data["time"])
         if self._main is None:
             self._main = self.loop.create_task(self._run(), name=self.info.workflow_name)
+        self._recorded = recorded
         for event in delivered:
             self._deliver(event)
         self.loop.run_until_idle()
+        self._recorded = None
+        if self.nondeterminism is not None:
+            if self._main.done() and not self._main.cancelled():
+                self._main.exception()  # retrieved: the error is raised here instead
+            raise self.nondeterminism
         if self._main.done():
             self.completion = self._completion_event(self._main)
             self._commands.append(self.completion)
@@ -127,12 +146,15 @@ class WorkflowInstance:
         self._seq += 1
         return self._seq
 
-    def schedule_activity(self, activity, args: tuple, kwargs: dict) -> asyncio.Future:
+    def schedule_activity(
+        self, activity, args: tuple, kwargs: dict, overrides: dict | None = None
+    ) -> asyncio.Future:
         definition = register.get_activity(activity)
         payload = to_json_value(
             {"args": list(args), "kwargs": kwargs},
             f"The arguments of activity {definition.name!r}",
         )
+        payload["options"] = activity_options(definition, overrides or {})
         seq = self._next_seq()
         future = self.loop.create_future()
         self._activities[seq] = (definition.name, future)
@@ -231,6 +253,24 @@ class WorkflowInstance:
         EventKind.SIGNAL_RECEIVED: _on_signal_received,
         EventKind.CANCEL_REQUESTED: _on_cancel_requested,
     }
+
+
+def activity_options(definition: ActivityDefinition, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The retry policy and timeouts an activity is scheduled with: call, then definition,
+    then `DURABLE["RETRY_POLICY"]`. Recorded with the command, so replays never re-decide."""
+    policy = (
+        overrides.get("retry_policy")
+        or definition.retry_policy
+        or RetryPolicy.from_dict(durable_setting("RETRY_POLICY"))
+    )
+    options: dict[str, Any] = {"retry_policy": policy.to_dict()}
+    for name in ACTIVITY_TIMEOUTS:
+        value = overrides.get(name) or getattr(definition, name)
+        if value is not None:
+            options[name] = float(value)
+    if definition.transactional:
+        options["transactional"] = True
+    return options
 
 
 def _resolve(future: asyncio.Future, value: Any) -> None:

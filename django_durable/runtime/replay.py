@@ -39,8 +39,23 @@ def _same_command(issued: Event | None, recorded: Event | None) -> bool:
     )
 
 
+def _advice(recorded: Event | None) -> str:
+    if recorded is not None and recorded.kind == EventKind.MARKER_RECORDED:
+        if recorded.data.get("kind") == "version":
+            return f"The code no longer calls ctx.get_version({recorded.name!r}) here."
+        return (
+            f"The code no longer calls ctx.patched({recorded.name!r}) here: keep "
+            f"ctx.deprecate_patch({recorded.name!r}) until such executions have finished."
+        )
+    return "Deploy code compatible with this history, or branch with ctx.patched()."
+
+
 def check_commands(issued: list[Event], recorded: list[Event], info: WorkflowInfo) -> None:
-    """Raise `NonDeterminismError` unless the code issued what history recorded, in order."""
+    """Raise `NonDeterminismError` unless the code issued what history recorded, in order.
+
+    A marker that `ctx.patched()` or `ctx.get_version()` did not issue because history has
+    none at that point is no mismatch: those calls read `recorded` and issue nothing then.
+    """
     for mine, theirs in zip_longest(issued, recorded):
         if not _same_command(mine, theirs):
             expected = theirs.describe() if theirs else "no further command"
@@ -48,7 +63,7 @@ def check_commands(issued: list[Event], recorded: list[Event], info: WorkflowInf
             raise NonDeterminismError(
                 f"Workflow {info.workflow_name!r} (execution {info.execution_id}) is not "
                 f"deterministic: history expects {expected}, but the code now issued {found}. "
-                f"Deploy code compatible with this history, or branch with ctx.patched()."
+                f"{_advice(theirs)}"
             )
 
 
@@ -61,5 +76,5 @@ def replay(
     """Return an instance that has re-lived `history`; `NonDeterminismError` on a mismatch."""
     instance = WorkflowInstance(definition, info, inputs)
     for activation_inputs, recorded in split_activations(history):
-        check_commands(instance.activate(activation_inputs), recorded, info)
+        check_commands(instance.activate(activation_inputs, recorded), recorded, info)
     return instance

@@ -8,9 +8,11 @@ from asgiref.sync import sync_to_async
 
 from .activities import (
     ActivityClaim,
+    attempt_states,
     claim_activity_tasks,
     complete_activity_task,
     extend_activity_leases,
+    record_heartbeat,
 )
 from .executions import (
     Inbox,
@@ -33,6 +35,7 @@ from .workers import (
     unpark_executions,
 )
 
+aattempt_states = sync_to_async(attempt_states)
 aclaim_activity_tasks = sync_to_async(claim_activity_tasks)
 acomplete_activity_task = sync_to_async(complete_activity_task)
 aextend_activity_leases = sync_to_async(extend_activity_leases)
@@ -56,6 +59,7 @@ __all__ = [
     "Inbox",
     "LeaseLost",
     "WorkflowClaim",
+    "aattempt_states",
     "abeat_worker",
     "aclaim_activity_tasks",
     "aclaim_workflow_tasks",
@@ -72,6 +76,7 @@ __all__ = [
     "arequest_cancel",
     "asend_signal",
     "astart_execution",
+    "attempt_states",
     "aunpark_executions",
     "beat_worker",
     "claim_activity_tasks",
@@ -83,6 +88,7 @@ __all__ = [
     "load_inbox",
     "next_due_at",
     "park_execution",
+    "record_heartbeat",
     "record_workflow_task",
     "register_worker",
     "release_activity_tasks",

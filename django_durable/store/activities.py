@@ -28,6 +28,10 @@ class ActivityClaim:
     kwargs: dict
     attempt: int
     owner: str
+    options: dict
+    heartbeat_details: Any
+    scheduled_at: datetime
+    started_at: datetime
 
     @property
     def idempotency_key(self) -> str:
@@ -85,6 +89,10 @@ def claim_activity_tasks(
                 kwargs=row.kwargs,
                 attempt=row.attempt,
                 owner=owner,
+                options=row.options,
+                heartbeat_details=row.heartbeat_details,
+                scheduled_at=row.created_at,
+                started_at=row.started_at,
             )
             for row in rows.order_by("due_at", "pk")
         ]
@@ -95,34 +103,50 @@ def complete_activity_task(
     *,
     result: Any = None,
     error: dict[str, str] | None = None,
+    retry_at: datetime | None = None,
+    status: str | None = None,
     now: datetime | None = None,
 ) -> bool:
-    """Record the attempt's result (or error) and wake its workflow.
+    """Record the attempt's outcome: a result, a final error, or an error to retry at `retry_at`.
 
-    Returns False, writing nothing, when the attempt is no longer current: a late result
-    from a worker that lost its lease is discarded.
+    A final outcome wakes the workflow. Returns False, writing nothing, when the attempt is
+    no longer current: a late result from a worker that lost its lease is discarded.
     """
     now = now_or(now)
-    outcome = (
-        {"status": ActivityStatus.FAILED, "error": error}
-        if error is not None
-        else {"status": ActivityStatus.COMPLETED, "result": result}
-    )
+    if error is None:
+        outcome = {"status": ActivityStatus.COMPLETED, "result": result, "finished_at": now}
+    elif retry_at is not None:
+        outcome = {"status": ActivityStatus.QUEUED, "error": error, "due_at": retry_at}
+    else:
+        outcome = {"status": status or ActivityStatus.FAILED, "error": error, "finished_at": now}
     with transaction.atomic(using=alias()):
-        updated = (
-            _tasks()
-            .filter(
-                pk=claim.task_id,
-                attempt=claim.attempt,
-                lease_owner=claim.owner,
-                status=ActivityStatus.RUNNING,
-            )
-            .update(lease_owner="", lease_until=None, finished_at=now, **outcome)
-        )
+        updated = _current(claim).update(lease_owner="", lease_until=None, **outcome)
         if not updated:
             return False
-        wake_execution(claim.execution_id, now)
+        if outcome["status"] != ActivityStatus.QUEUED:
+            wake_execution(claim.execution_id, now)
     return True
+
+
+def _current(claim: ActivityClaim):
+    """The claim's row while this attempt still owns it."""
+    return _tasks().filter(
+        pk=claim.task_id,
+        attempt=claim.attempt,
+        lease_owner=claim.owner,
+        status=ActivityStatus.RUNNING,
+    )
+
+
+def record_heartbeat(claim: ActivityClaim, details: Any, *, now: datetime | None = None) -> bool:
+    """Store the attempt's progress; False if it no longer runs (canceled, or lease lost)."""
+    return bool(_current(claim).update(heartbeat_details=details, heartbeat_at=now_or(now)))
+
+
+def attempt_states(task_ids: list[int]) -> dict[int, tuple[str, datetime | None]]:
+    """Status and last heartbeat of activity tasks, for the worker's watchdog."""
+    rows = _tasks().filter(pk__in=task_ids).values_list("pk", "status", "heartbeat_at")
+    return {pk: (status, heartbeat_at) for pk, status, heartbeat_at in rows}
 
 
 def extend_activity_leases(owner: str, task_ids: list[int], *, now: datetime | None = None) -> int:

@@ -271,6 +271,7 @@ def record_workflow_task(
                 queue=event.data.get("queue", "default"),
                 args=event.data.get("args", []),
                 kwargs=event.data.get("kwargs", {}),
+                options=event.data.get("options", {}),
                 due_at=now,
             )
             for event in scheduled

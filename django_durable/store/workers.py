@@ -65,7 +65,11 @@ def unpark_executions(*, now: datetime | None = None) -> int:
 
 
 def next_due_at(
-    *, queues: list[str] | None = None, activities: bool = True, now: datetime | None = None
+    *,
+    queues: list[str] | None = None,
+    activities: bool = True,
+    execution_ids: list | None = None,
+    now: datetime | None = None,
 ) -> datetime | None:
     """The earliest moment some work may become claimable: a timer, a retry, a lease expiring.
 
@@ -73,13 +77,16 @@ def next_due_at(
     """
     now = now_or(now)
     executions = WorkflowExecution.objects.using(alias()).filter(status=ExecutionStatus.RUNNING)
+    tasks = ActivityTask.objects.using(alias())
+    if execution_ids is not None:
+        executions = executions.filter(pk__in=execution_ids)
+        tasks = tasks.filter(execution_id__in=execution_ids)
     unleased = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
     moments = [
         executions.filter(unleased, wake_at__isnull=False).aggregate(at=Min("wake_at"))["at"],
         executions.filter(lease_until__gt=now).aggregate(at=Min("lease_until"))["at"],
     ]
     if activities:
-        tasks = ActivityTask.objects.using(alias())
         if queues:
             tasks = tasks.filter(queue__in=queues)
         moments += [

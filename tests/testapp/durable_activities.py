@@ -3,7 +3,7 @@
 import asyncio
 import collections
 
-from django_durable import activity, register
+from django_durable import RetryPolicy, activity, register
 
 CALLS: collections.Counter = collections.Counter()
 
@@ -60,3 +60,58 @@ def slow_effect(name: str, seconds: float) -> str:
     time.sleep(seconds)
     Effect.objects.create(name=name, key=activity.info().idempotency_key)
     return name
+
+
+class CardDeclined(Exception):
+    pass
+
+
+@register.activity(retry_policy=RetryPolicy(initial_interval=0.5, maximum_attempts=5))
+def flaky(name: str, failures: int) -> int:
+    """Fails its first `failures` attempts, recording when each attempt started."""
+    from .models import Effect
+
+    attempt = activity.info().attempt
+    Effect.objects.create(name=name, key=str(attempt))
+    if attempt <= failures:
+        raise ConnectionError(f"attempt {attempt} failed")
+    return attempt
+
+
+@register.activity(retry_policy=RetryPolicy(non_retryable_errors=["CardDeclined"]))
+def decline() -> None:
+    CALLS["decline"] += 1
+    raise CardDeclined("insufficient funds")
+
+
+@register.activity()
+def spin(name: str) -> None:
+    """A runaway: records its pid, then burns a CPU forever."""
+    import os
+
+    from .models import Effect
+
+    Effect.objects.create(name=name, key=str(os.getpid()))
+    while True:
+        pass
+
+
+@register.activity()
+def beat_then_hang(name: str) -> None:
+    import time
+
+    from .models import Effect
+
+    activity.heartbeat({"step": 1})
+    Effect.objects.create(name=name, key=activity.info().idempotency_key)
+    time.sleep(60)
+
+
+@register.activity(retry_policy=RetryPolicy(initial_interval=0.1, maximum_attempts=2))
+def resumable() -> dict:
+    """Reports progress, fails once, and resumes from the progress on its retry."""
+    info = activity.info()
+    if info.attempt == 1:
+        activity.heartbeat({"done": 7})
+        raise RuntimeError("crashed after step 7")
+    return {"resumed_from": info.heartbeat_details}

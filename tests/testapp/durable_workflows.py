@@ -2,7 +2,7 @@
 
 import asyncio
 
-from django_durable import ActivityError, register
+from django_durable import ActivityError, RetryPolicy, register
 
 from .durable_activities import add
 
@@ -123,3 +123,59 @@ async def many_steps(ctx, steps: int) -> int:
     for i in range(steps):
         total = await ctx.run_activity("testapp.add", total, i)
     return total
+
+
+@register.workflow()
+async def retried(ctx, name: str, failures: int) -> int:
+    return await ctx.run_activity("testapp.flaky", name, failures)
+
+
+@register.workflow()
+async def retried_with_policy(ctx, name: str, failures: int, attempts: int):
+    try:
+        return await ctx.run_activity(
+            "testapp.flaky", name, failures,
+            retry_policy=RetryPolicy(initial_interval=0.1, maximum_attempts=attempts),
+        )
+    except ActivityError as exc:
+        return {"type": exc.error_type, "message": exc.message, "tb": exc.remote_traceback}
+
+
+@register.workflow()
+async def declined(ctx) -> str:
+    try:
+        await ctx.run_activity("testapp.decline")
+    except ActivityError as exc:
+        return exc.error_type
+    return "not reached"
+
+
+@register.workflow()
+async def runaway(ctx, timeout: float) -> dict:
+    """A busy-looping activity with a timeout, beside a well-behaved one."""
+    slow = asyncio.ensure_future(ctx.run_activity("testapp.slow_effect", "neighbour", 2))
+    try:
+        await ctx.run_activity(
+            "testapp.spin", "spinner", start_to_close_timeout=timeout,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+    except ActivityError as exc:
+        outcome = exc.error_type
+    return {"spin": outcome, "neighbour": await slow}
+
+
+@register.workflow()
+async def silent(ctx, heartbeat_timeout: float) -> str:
+    try:
+        await ctx.run_activity(
+            "testapp.beat_then_hang", "silent", heartbeat_timeout=heartbeat_timeout,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+    except ActivityError as exc:
+        return exc.message
+    return "not reached"
+
+
+@register.workflow()
+async def resumes(ctx) -> dict:
+    return await ctx.run_activity("testapp.resumable")

@@ -75,8 +75,11 @@ def test_unknown_names_suggest_close_ones():
 
 def test_public_names_are_pinned():
     assert set(django_durable.__all__) == {
+        "ActivityCanceled",
         "ActivityError",
         "ActivityNotFound",
+        "ActivityTimeoutError",
+        "RetryPolicy",
         "DurableError",
         "ExecutionFinished",
         "NonDeterminismError",

@@ -1,0 +1,60 @@
+"""Retries and timeouts under a real worker: back-off spacing, runaway processes stopped."""
+
+import os
+
+from django_durable import start_workflow, wait_workflow
+from django_durable.constants import ActivityStatus
+from django_durable.models import ActivityTask
+from tests.testapp.models import Effect
+
+from .conftest import wait_until
+
+
+def test_retries_are_spaced_by_the_backoff(start_worker):
+    start_worker("--procs", "1", "--tick", "0.1")
+    execution_id = start_workflow("testapp.retried", name="spaced", failures=2)
+    assert wait_workflow(execution_id, timeout=30) == 3
+    starts = list(
+        Effect.objects.filter(name="spaced").order_by("key").values_list("created_at", flat=True)
+    )
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
+    assert len(gaps) == 2
+    assert 0.5 <= gaps[0] < 1.5  # initial_interval 0.5
+    assert 1.0 <= gaps[1] < 2.0  # then doubled
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is as good as gone
+        return stat.read().split()[2] != "Z"
+
+
+def test_a_busy_loop_is_stopped_at_its_timeout_and_its_neighbour_survives(start_worker):
+    start_worker("--procs", "2")
+    execution_id = start_workflow("testapp.runaway", timeout=1.5)
+    result = wait_workflow(execution_id, timeout=60)
+    assert result == {
+        "spin": "django_durable.exceptions.ActivityTimeoutError",
+        "neighbour": "neighbour",
+    }
+    spinner = ActivityTask.objects.get(activity_name="testapp.spin")
+    assert (spinner.status, spinner.attempt) == (ActivityStatus.TIMED_OUT, 1)
+    assert "start_to_close_timeout of 1.5 s" in spinner.error["message"]
+    pid = int(Effect.objects.get(name="spinner").key)
+    wait_until(lambda: not _alive(pid), timeout=10, message="the busy loop still runs")
+    neighbour = ActivityTask.objects.get(activity_name="testapp.slow_effect")
+    assert neighbour.status == ActivityStatus.COMPLETED
+    assert Effect.objects.filter(name="neighbour").count() in (1, 2)  # finished, or re-run
+
+
+def test_a_silent_activity_is_stopped_at_its_heartbeat_timeout(start_worker):
+    start_worker("--procs", "1")
+    execution_id = start_workflow("testapp.silent", heartbeat_timeout=1.0)
+    message = wait_workflow(execution_id, timeout=30)
+    assert "heartbeat_timeout of 1 s" in message
+    task = ActivityTask.objects.get()
+    assert task.status == ActivityStatus.TIMED_OUT
+    assert task.heartbeat_details == {"step": 1}
