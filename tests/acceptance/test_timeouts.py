@@ -1,5 +1,6 @@
 """Retries and timeouts under a real worker: back-off spacing, runaway processes stopped."""
 
+import itertools
 import os
 
 from django_durable import start_workflow, wait_workflow
@@ -17,7 +18,7 @@ def test_retries_are_spaced_by_the_backoff(start_worker):
     starts = list(
         Effect.objects.filter(name="spaced").order_by("key").values_list("created_at", flat=True)
     )
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts)]
     assert len(gaps) == 2
     assert 0.5 <= gaps[0] < 1.5  # initial_interval 0.5
     assert 1.0 <= gaps[1] < 2.0  # then doubled

@@ -134,7 +134,9 @@ async def retried(ctx, name: str, failures: int) -> int:
 async def retried_with_policy(ctx, name: str, failures: int, attempts: int):
     try:
         return await ctx.run_activity(
-            "testapp.flaky", name, failures,
+            "testapp.flaky",
+            name,
+            failures,
             retry_policy=RetryPolicy(initial_interval=0.1, maximum_attempts=attempts),
         )
     except ActivityError as exc:
@@ -156,7 +158,9 @@ async def runaway(ctx, timeout: float) -> dict:
     slow = asyncio.ensure_future(ctx.run_activity("testapp.slow_effect", "neighbour", 2))
     try:
         await ctx.run_activity(
-            "testapp.spin", "spinner", start_to_close_timeout=timeout,
+            "testapp.spin",
+            "spinner",
+            start_to_close_timeout=timeout,
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
     except ActivityError as exc:
@@ -168,7 +172,9 @@ async def runaway(ctx, timeout: float) -> dict:
 async def silent(ctx, heartbeat_timeout: float) -> str:
     try:
         await ctx.run_activity(
-            "testapp.beat_then_hang", "silent", heartbeat_timeout=heartbeat_timeout,
+            "testapp.beat_then_hang",
+            "silent",
+            heartbeat_timeout=heartbeat_timeout,
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
     except ActivityError as exc:
