@@ -28,6 +28,7 @@ from .exceptions import (
 )
 from .models import WorkflowExecution
 from .registry import register
+from .store.executions import IdReusePolicy
 
 
 def _in_event_loop() -> bool:
@@ -60,19 +61,39 @@ def _dual_from_async(fn: Callable) -> Callable:
     return call
 
 
-def _checked_start(workflow: str | Callable, workflow_id: str | None, inputs: dict) -> uuid.UUID:
+def _checked_start(
+    workflow: str | Callable,
+    inputs: dict,
+    workflow_id: str | None = None,
+    id_reuse_policy: str = IdReusePolicy.RETURN_EXISTING,
+    execution_timeout: float | None = None,
+) -> uuid.UUID:
     definition = register.get_workflow(workflow)
     try:
         inspect.signature(definition.fn).bind(None, **inputs)
     except TypeError as exc:
         raise TypeError(f"Bad input for workflow {definition.name!r}: {exc}.") from None
-    execution_id, _ = store.start_execution(definition.name, inputs, workflow_id=workflow_id)
+    if execution_timeout is not None and execution_timeout <= 0:
+        raise ValueError("execution_timeout must be a positive number of seconds.")
+    execution_id, _ = store.start_execution(
+        definition.name,
+        inputs,
+        workflow_id=workflow_id,
+        id_reuse_policy=id_reuse_policy,
+        timeout=execution_timeout or definition.timeout,
+    )
     return execution_id
 
 
 @_dual_from_sync
 def start_workflow(
-    workflow: str | Callable, /, *, workflow_id: str | None = None, **inputs: Any
+    workflow: str | Callable,
+    /,
+    *,
+    workflow_id: str | None = None,
+    id_reuse_policy: str = IdReusePolicy.RETURN_EXISTING,
+    execution_timeout: float | None = None,
+    **inputs: Any,
 ) -> uuid.UUID:
     """Start a workflow and return its execution id once the start is committed.
 
@@ -80,6 +101,11 @@ def start_workflow(
         workflow: the workflow's registered name or function.
         workflow_id: an optional id of your own; while an execution has it, starting
             again returns that execution's id instead of a new one.
+        id_reuse_policy: once the execution with `workflow_id` has ended:
+            `"return_existing"` (its id is returned), `"allow_duplicate"` (a new one
+            starts) or `"allow_duplicate_failed_only"` (a new one unless it completed).
+        execution_timeout: seconds after which the execution times out; by default the
+            workflow's `@register.workflow(timeout=...)`.
         **inputs: JSON-serializable keyword arguments for the workflow.
 
     Raises:
@@ -87,7 +113,7 @@ def start_workflow(
         PayloadError: the input is not JSON-serializable.
         TypeError: the input does not fit the workflow's parameters.
     """
-    return _checked_start(workflow, workflow_id, inputs)
+    return _checked_start(workflow, inputs, workflow_id, id_reuse_policy, execution_timeout)
 
 
 def _outcome(execution: WorkflowExecution) -> Any:
@@ -140,7 +166,7 @@ async def run_workflow(workflow: str | Callable, /, **inputs: Any) -> Any:
         NonDeterminismError: its code no longer matches its history.
         WorkflowFailed, WorkflowCanceled: as for `wait_workflow`.
     """
-    execution_id = await sync_to_async(_checked_start)(workflow, None, inputs)
+    execution_id = await sync_to_async(_checked_start)(workflow, inputs)
     return _outcome(await InlineRunner(execution_id).run())
 
 

@@ -10,21 +10,35 @@ class EventKind:
     ACTIVITY_SCHEDULED = "activity_scheduled"
     TIMER_STARTED = "timer_started"
     MARKER_RECORDED = "marker_recorded"  # ctx.patched() / ctx.get_version(): which code ran
+    CHILD_WORKFLOW_STARTED = "child_workflow_started"
     # Inputs delivered to workflow code.
     ACTIVITY_COMPLETED = "activity_completed"
     ACTIVITY_FAILED = "activity_failed"
     TIMER_FIRED = "timer_fired"
     SIGNAL_RECEIVED = "signal_received"
     CANCEL_REQUESTED = "cancel_requested"
+    CHILD_WORKFLOW_ENDED = "child_workflow_ended"
     # Terminal events.
     WORKFLOW_COMPLETED = "workflow_completed"
     WORKFLOW_FAILED = "workflow_failed"
     WORKFLOW_CANCELED = "workflow_canceled"
+    WORKFLOW_TIMED_OUT = "workflow_timed_out"
 
-    COMMANDS = frozenset({ACTIVITY_SCHEDULED, TIMER_STARTED, MARKER_RECORDED})
-    TERMINAL = frozenset({WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELED})
+    COMMANDS = frozenset(
+        {ACTIVITY_SCHEDULED, TIMER_STARTED, MARKER_RECORDED, CHILD_WORKFLOW_STARTED}
+    )
+    TERMINAL = frozenset(
+        {WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELED, WORKFLOW_TIMED_OUT}
+    )
     INPUTS = frozenset(
-        {ACTIVITY_COMPLETED, ACTIVITY_FAILED, TIMER_FIRED, SIGNAL_RECEIVED, CANCEL_REQUESTED}
+        {
+            ACTIVITY_COMPLETED,
+            ACTIVITY_FAILED,
+            TIMER_FIRED,
+            SIGNAL_RECEIVED,
+            CANCEL_REQUESTED,
+            CHILD_WORKFLOW_ENDED,
+        }
     )
 
 

@@ -14,12 +14,12 @@ class WorkflowExecution(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workflow_name = models.CharField(max_length=200, db_index=True)
-    workflow_id = models.CharField(
+    workflow_id = models.CharField(  # noqa: DJ001  NULL, unlike "", is never a duplicate
         max_length=200,
         null=True,
         blank=True,
-        unique=True,
-        help_text="Optional id given by the caller; starting it again returns this execution.",
+        db_index=True,
+        help_text="Optional id given by the caller; at most one live execution has it.",
     )
     input = models.JSONField(default=dict, blank=True)
     status = models.CharField(
@@ -33,6 +33,8 @@ class WorkflowExecution(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     parent_command_seq = models.PositiveIntegerField(null=True, blank=True)
+    # Set once a child's outcome is copied into its parent's history.
+    delivered_to_parent = models.BooleanField(default=False)
     timeout_at = models.DateTimeField(
         null=True, blank=True, help_text="The execution times out if it has not ended by then."
     )
@@ -59,6 +61,18 @@ class WorkflowExecution(models.Model):
                 condition=models.Q(status=ExecutionStatus.RUNNING, wake_at__isnull=False),
             ),
             models.Index(fields=["status", "-created_at"], name="durable_exec_status_idx"),
+            models.Index(
+                fields=["parent"],
+                name="durable_exec_undelivered_idx",
+                condition=models.Q(parent__isnull=False, delivered_to_parent=False),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow_id"],
+                name="durable_exec_one_live_workflow_id",
+                condition=models.Q(status__in=[ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED]),
+            )
         ]
 
     def __str__(self) -> str:

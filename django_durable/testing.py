@@ -47,7 +47,8 @@ class ReplayResult:
     """Where the workflow stands after re-living its history with the current code.
 
     Attributes:
-        status: "completed", "failed", "canceled", or "running" when history stops at a wait.
+        status: "completed", "failed", "canceled", "timed_out" (an `ExecutionStatus`), or
+            "running" when history stops at a wait.
         result: the workflow's result, when it completed.
         error: type, message and traceback, when it failed.
         waiting_on: what a running workflow waits for, in words ("signal 'approve'").
@@ -181,6 +182,18 @@ def _started_input(events: list[Event]) -> dict[str, Any] | None:
     return None
 
 
+def _code_events(events: list[Event]) -> tuple[list[Event], str | None]:
+    """The events the workflow's code replays, and the status the engine ended it with, if so.
+
+    A timeout ends an execution without running its code: its last workflow task holds only
+    `workflow_timed_out`, which no code issues.
+    """
+    if not events or events[-1].kind != EventKind.WORKFLOW_TIMED_OUT:
+        return events, None
+    cut = -2 if len(events) > 1 and events[-2].kind == EventKind.WORKFLOW_TASK_STARTED else -1
+    return events[:cut], ExecutionStatus.TIMED_OUT
+
+
 def replay(
     history: Any,
     workflow: str | Callable | None = None,
@@ -217,13 +230,17 @@ def replay(
     if execution_id is None:
         execution_id = recorded.execution_id or REPLAY_EXECUTION_ID
     info = WorkflowInfo(execution_id=uuid.UUID(str(execution_id)), workflow_name=definition.name)
-    instance = replay_events(definition, info, inputs, recorded.events)
+    events, ended_by_engine = _code_events(recorded.events)
+    instance = replay_events(definition, info, inputs, events)
     count = len(recorded.events)
     end = instance.completion
+    if end is None and ended_by_engine is not None:
+        return ReplayResult(ended_by_engine, waiting_on=instance.waiting_on(), events=count)
     if end is None:
-        return ReplayResult(ExecutionStatus.RUNNING, waiting_on=instance.waiting_on(), events=count)
+        waiting_on = instance.waiting_on() if instance.started else "its first workflow task"
+        return ReplayResult(ExecutionStatus.RUNNING, waiting_on=waiting_on, events=count)
     return ReplayResult(
-        _COMPLETION_STATUS[end.kind],
+        _COMPLETION_STATUS.get(end.kind, end.kind.removeprefix("workflow_")),
         result=end.data.get("result"),
         error=end.data.get("error"),
         events=count,

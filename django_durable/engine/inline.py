@@ -41,7 +41,7 @@ class InlineRunner:
     async def _step(self) -> bool:
         """Run what is due now; True if anything ran."""
         ran = False
-        scope = [self.execution_id]
+        scope = await store.afamily_of(self.execution_id)
         for claim in await store.aclaim_workflow_tasks(
             self.owner, BATCH, now=self.now(), execution_ids=scope
         ):
@@ -65,7 +65,8 @@ class InlineRunner:
             execution = await store.aget_execution(self.execution_id)
             if execution.is_terminal or execution.status == ExecutionStatus.BLOCKED:
                 return execution
-            due = await store.anext_due_at(execution_ids=[self.execution_id], now=self.now())
+            scope = await store.afamily_of(self.execution_id)
+            due = await store.anext_due_at(execution_ids=scope, now=self.now())
             if due is None:
                 raise WorkflowBlocked(
                     f"Execution {execution.pk} of {execution.workflow_name!r} waits for "

@@ -37,16 +37,21 @@ def _new_inputs(instance: WorkflowInstance, inbox: Inbox, now: datetime) -> list
         if fire_at <= moment
     ]
     inputs += [event for _, event in inbox.activity_outcomes]
+    inputs += [event for _, event in inbox.children]
     inputs += [event for _, event in inbox.signals]
     if inbox.cancel_reason is not None and not instance.cancel_delivered:
         inputs.append(Event(EventKind.CANCEL_REQUESTED, data={"reason": inbox.cancel_reason}))
     return inputs
 
 
-def _next_wake(instance: WorkflowInstance) -> datetime | None:
-    if instance.done or not instance.timers:
+def _next_wake(instance: WorkflowInstance, timeout_at: datetime | None) -> datetime | None:
+    """When the workflow task is due again without new input: its next timer or timeout."""
+    if instance.done:
         return None
-    return datetime.fromtimestamp(min(instance.timers.values()), tz=UTC)
+    moments = [datetime.fromtimestamp(at, tz=UTC) for at in instance.timers.values()]
+    if timeout_at is not None:
+        moments.append(timeout_at)
+    return min(moments, default=None)
 
 
 async def _park(claim: WorkflowClaim, exc: BaseException) -> WorkflowTaskResult:
@@ -95,8 +100,12 @@ async def run_workflow_task(
         inbox = await store.aload_inbox(claim.execution_id)
         inputs = _new_inputs(instance, inbox, now)
         events: list[Event] = []
-        if inputs or not instance.started:
-            started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})
+        started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})
+        if claim.timeout_at is not None and now >= claim.timeout_at:
+            # Its code does not run again; its activities and children are canceled.
+            events = [started, Event(EventKind.WORKFLOW_TIMED_OUT)]
+            instance = None
+        elif inputs or not instance.started:
             events = [started, *inputs]
             events += instance.activate(events)
     except DatabaseError:
@@ -109,13 +118,14 @@ async def run_workflow_task(
             history_length=history_length,
             events=events,
             delivered_activity_ids=[pk for pk, _ in inbox.activity_outcomes],
+            delivered_child_ids=[pk for pk, _ in inbox.children],
             consumed_signal_ids=[pk for pk, _ in inbox.signals],
-            next_wake_at=_next_wake(instance),
+            next_wake_at=None if instance is None else _next_wake(instance, claim.timeout_at),
             now=now,
         )
     except LeaseLost as exc:
         logger.warning("%s", exc)
         return WorkflowTaskResult(instance=instance, lease_lost=True)
-    if cache is not None:
+    if cache is not None and instance is not None:
         cache.put(claim.execution_id, instance, history_length + len(events))
     return WorkflowTaskResult(instance=instance)

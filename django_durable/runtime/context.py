@@ -13,7 +13,7 @@ from ..registry import RetryPolicy
 from .versioning import DEFAULT_VERSION
 
 if TYPE_CHECKING:
-    from .instance import WorkflowInstance
+    from .instance import ChildHandle, WorkflowInstance
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,42 @@ class WorkflowContext:
         return self._instance.wait(
             self._instance.schedule_activity(activity, args, kwargs, overrides)
         )
+
+    def start_workflow(
+        self,
+        workflow: str | Callable,
+        /,
+        *,
+        execution_timeout: float | None = None,
+        **inputs: Any,
+    ) -> ChildHandle:
+        """Start a child workflow and return its handle at once (no await needed).
+
+        The child's execution id is `handle.execution_id`; its result is `handle.result()`
+        (awaitable in an async workflow). When this workflow ends, its unfinished children
+        are canceled.
+
+        Raises:
+            WorkflowNotFound: no workflow has that name.
+            TypeError, PayloadError: the input does not fit it or is not JSON.
+        """
+        return self._instance.start_child(workflow, inputs, execution_timeout)
+
+    def run_workflow(
+        self,
+        workflow: str | Callable,
+        /,
+        *,
+        execution_timeout: float | None = None,
+        **inputs: Any,
+    ) -> Any:
+        """Run a child workflow and return its result.
+
+        Raises:
+            WorkflowFailed, WorkflowCanceled, WorkflowTimedOut: the child ended that way.
+        """
+        handle = self._instance.start_child(workflow, inputs, execution_timeout)
+        return handle.result()
 
     def sleep(self, seconds: float) -> Any:
         """Wait `seconds` on a durable timer, which holds no thread or process meanwhile."""

@@ -10,14 +10,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import inspect
 import random
+import uuid
 from typing import Any
 
 import greenlet
 
 from ..conf import durable_setting
-from ..constants import EventKind
-from ..exceptions import ActivityError, NonDeterminismError
+from ..constants import EventKind, ExecutionStatus
+from ..exceptions import (
+    ActivityError,
+    NonDeterminismError,
+    WorkflowCanceled,
+    WorkflowFailed,
+    WorkflowTimedOut,
+)
 from ..payloads import describe_exception, to_json_value
 from ..registry import (
     ACTIVITY_TIMEOUTS,
@@ -53,6 +61,7 @@ class WorkflowInstance(VersionMarkers):
         self._commands: list[Event] = []
         self._main: asyncio.Task | None = None
         self.completion: Event | None = None
+        self._children: dict[int, ChildHandle] = {}
         self.cancel_delivered = False
         self._init_markers()
 
@@ -168,6 +177,34 @@ class WorkflowInstance(VersionMarkers):
         )
         return future
 
+    def start_child(
+        self, workflow, inputs: dict[str, Any], execution_timeout: float | None
+    ) -> ChildHandle:
+        definition = register.get_workflow(workflow)
+        try:
+            inspect.signature(definition.fn).bind(None, **inputs)
+        except TypeError as exc:
+            raise TypeError(f"Bad input for child workflow {definition.name!r}: {exc}.") from None
+        payload = to_json_value(inputs, f"The input of child workflow {definition.name!r}")
+        seq = self._next_seq()
+        # Derived, not drawn: the same on every replay, and known before the child exists.
+        child_id = uuid.uuid5(self.info.execution_id, f"child-{seq}")
+        handle = ChildHandle(self, child_id, definition.name, self.loop.create_future())
+        self._children[seq] = handle
+        self._commands.append(
+            Event(
+                EventKind.CHILD_WORKFLOW_STARTED,
+                seq,
+                definition.name,
+                {
+                    "execution_id": str(child_id),
+                    "input": payload,
+                    "timeout": execution_timeout or definition.timeout,
+                },
+            )
+        )
+        return handle
+
     def _start_timer(self, delay: float, callback, args, context) -> asyncio.TimerHandle:
         seq = self._next_seq()
         fire_at = self.loop.time() + delay
@@ -246,7 +283,32 @@ class WorkflowInstance(VersionMarkers):
         self.cancel_delivered = True
         self._main.cancel(event.data.get("reason") or None)
 
+    def _on_child_ended(self, event: Event) -> None:
+        try:
+            handle = self._children.pop(event.command_seq)
+        except KeyError:
+            raise NonDeterminismError(
+                f"History has {event.describe()}, but the workflow code never started "
+                f"child workflow command #{event.command_seq}."
+            ) from None
+        if handle.future.done():
+            return
+        status = event.data.get("status")
+        if status == ExecutionStatus.COMPLETED:
+            handle.future.set_result(event.data.get("result"))
+        elif status == ExecutionStatus.FAILED:
+            handle.future.set_exception(WorkflowFailed(handle.execution_id, event.data["error"]))
+        elif status == ExecutionStatus.TIMED_OUT:
+            handle.future.set_exception(
+                WorkflowTimedOut(f"Child workflow execution {handle.execution_id} timed out.")
+            )
+        else:
+            handle.future.set_exception(
+                WorkflowCanceled(f"Child workflow execution {handle.execution_id} was canceled.")
+            )
+
     _input_handlers = {
+        EventKind.CHILD_WORKFLOW_ENDED: _on_child_ended,
         EventKind.ACTIVITY_COMPLETED: _on_activity_completed,
         EventKind.ACTIVITY_FAILED: _on_activity_failed,
         EventKind.TIMER_FIRED: _on_timer_fired,
@@ -271,6 +333,33 @@ def activity_options(definition: ActivityDefinition, overrides: dict[str, Any]) 
     if definition.transactional:
         options["transactional"] = True
     return options
+
+
+class ChildHandle:
+    """A started child workflow: its execution id now, its result when it ends."""
+
+    def __init__(
+        self,
+        instance: WorkflowInstance,
+        execution_id: uuid.UUID,
+        workflow_name: str,
+        future: asyncio.Future,
+    ) -> None:
+        self._instance = instance
+        self.execution_id = execution_id
+        self.workflow_name = workflow_name
+        self.future = future
+
+    def result(self) -> Any:
+        """The child's result (awaitable in an async workflow).
+
+        Raises:
+            WorkflowFailed, WorkflowCanceled, WorkflowTimedOut: the child ended that way.
+        """
+        return self._instance.wait(self.future)
+
+    def __await__(self):
+        return self.future.__await__()
 
 
 def _resolve(future: asyncio.Future, value: Any) -> None:

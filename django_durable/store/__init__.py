@@ -19,6 +19,7 @@ from .executions import (
     LeaseLost,
     WorkflowClaim,
     claim_workflow_tasks,
+    family_of,
     get_execution,
     load_history,
     load_inbox,
@@ -41,6 +42,7 @@ acomplete_activity_task = sync_to_async(complete_activity_task)
 aextend_activity_leases = sync_to_async(extend_activity_leases)
 aclaim_workflow_tasks = sync_to_async(claim_workflow_tasks)
 aget_execution = sync_to_async(get_execution)
+afamily_of = sync_to_async(family_of)
 aload_history = sync_to_async(load_history)
 aload_inbox = sync_to_async(load_inbox)
 apark_execution = sync_to_async(park_execution)
@@ -65,6 +67,7 @@ __all__ = [
     "aclaim_workflow_tasks",
     "acomplete_activity_task",
     "aextend_activity_leases",
+    "afamily_of",
     "aget_execution",
     "aload_history",
     "aload_inbox",
@@ -83,6 +86,7 @@ __all__ = [
     "claim_workflow_tasks",
     "complete_activity_task",
     "extend_activity_leases",
+    "family_of",
     "get_execution",
     "load_history",
     "load_inbox",

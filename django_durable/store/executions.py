@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -35,6 +35,7 @@ class WorkflowClaim:
     owner: str
     epoch: int
     inbox_version: int
+    timeout_at: datetime | None = None
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Inbox:
     """Inputs that arrived for an execution and are not yet in its history."""
 
     activity_outcomes: list[tuple[int, Event]] = field(default_factory=list)
+    children: list[tuple[uuid.UUID, Event]] = field(default_factory=list)
     signals: list[tuple[int, Event]] = field(default_factory=list)
     cancel_reason: str | None = None
 
@@ -62,49 +64,102 @@ def get_execution(execution_id: uuid.UUID | str) -> WorkflowExecution:
         raise WorkflowNotFound(f"No workflow execution has the id {str(execution_id)!r}.") from None
 
 
+class IdReusePolicy:
+    """What starting with a `workflow_id` does once the execution holding it has ended.
+
+    While an execution with the id runs, a start always returns that execution's id.
+    """
+
+    RETURN_EXISTING = "return_existing"  # the ended execution's id is returned
+    ALLOW_DUPLICATE = "allow_duplicate"  # a new execution starts
+    ALLOW_DUPLICATE_FAILED_ONLY = "allow_duplicate_failed_only"  # a new one, unless it completed
+
+    ALL = (RETURN_EXISTING, ALLOW_DUPLICATE, ALLOW_DUPLICATE_FAILED_ONLY)
+
+
+def _create_execution(
+    workflow_name: str,
+    inputs: dict[str, Any],
+    now: datetime,
+    *,
+    execution_id: uuid.UUID | None = None,
+    workflow_id: str | None = None,
+    parent_id: uuid.UUID | None = None,
+    parent_command_seq: int | None = None,
+    timeout: float | None = None,
+) -> WorkflowExecution:
+    """Insert an execution and its first history event; the caller holds the transaction."""
+    execution = _executions().create(
+        id=execution_id or uuid.uuid4(),
+        workflow_name=workflow_name,
+        workflow_id=workflow_id,
+        input=inputs,
+        parent_id=parent_id,
+        parent_command_seq=parent_command_seq,
+        timeout_at=now + timedelta(seconds=timeout) if timeout else None,
+        wake_at=now,
+    )
+    HistoryEvent.objects.using(alias()).create(
+        execution=execution,
+        sequence=1,
+        kind=EventKind.WORKFLOW_STARTED,
+        name=workflow_name,
+        data={"input": inputs, "timeout": timeout},
+    )
+    notify("workflow", execution.pk)
+    return execution
+
+
+def _reusable(workflow_id: str, policy: str) -> uuid.UUID | None:
+    """The id a start with `workflow_id` returns instead of starting; None to start anew."""
+    rows = _executions().filter(workflow_id=workflow_id).order_by("-created_at")
+    latest = rows.values_list("pk", "status").first()
+    if latest is None:
+        return None
+    pk, status = latest
+    if status not in ExecutionStatus.TERMINAL or policy == IdReusePolicy.RETURN_EXISTING:
+        return pk
+    if policy == IdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY and status == ExecutionStatus.COMPLETED:
+        return pk
+    return None
+
+
 def start_execution(
     workflow_name: str,
     inputs: dict[str, Any],
     *,
     workflow_id: str | None = None,
-    parent_id: uuid.UUID | None = None,
+    id_reuse_policy: str = IdReusePolicy.RETURN_EXISTING,
+    timeout: float | None = None,
     now: datetime | None = None,
 ) -> tuple[uuid.UUID, bool]:
     """Commit a new execution and its first history event; return (id, created).
 
-    With a `workflow_id` that an execution already has, that execution's id is returned
-    and nothing is written.
+    With a `workflow_id`, an execution that has it may be returned instead (nothing is
+    written): a running one always, an ended one as `id_reuse_policy` says.
     """
+    if id_reuse_policy not in IdReusePolicy.ALL:
+        raise ValueError(
+            f"id_reuse_policy must be one of {', '.join(IdReusePolicy.ALL)}, "
+            f"not {id_reuse_policy!r}."
+        )
     inputs = to_json_value(inputs, f"The input of workflow {workflow_name!r}")
     if not isinstance(inputs, dict):
         raise TypeError("A workflow's input is a dict of keyword arguments.")
     now = now_or(now)
-    if workflow_id is not None:
-        existing = _executions().filter(workflow_id=workflow_id).values_list("pk", flat=True)
-        if existing:
-            return existing[0], False
-    try:
-        with transaction.atomic(using=alias()):
-            execution = _executions().create(
-                workflow_name=workflow_name,
-                workflow_id=workflow_id,
-                input=inputs,
-                parent_id=parent_id,
-                wake_at=now,
-            )
-            HistoryEvent.objects.using(alias()).create(
-                execution=execution,
-                sequence=1,
-                kind=EventKind.WORKFLOW_STARTED,
-                name=workflow_name,
-                data={"input": inputs},
-            )
-            notify("workflow", execution.pk)
-    except IntegrityError:
-        if workflow_id is None:
-            raise
-        return _executions().get(workflow_id=workflow_id).pk, False
-    return execution.pk, True
+    for _ in range(3):  # a racing start with the same workflow_id wins; return its id
+        if workflow_id is not None and (existing := _reusable(workflow_id, id_reuse_policy)):
+            return existing, False
+        try:
+            with transaction.atomic(using=alias()):
+                execution = _create_execution(
+                    workflow_name, inputs, now, workflow_id=workflow_id, timeout=timeout
+                )
+            return execution.pk, True
+        except IntegrityError:
+            if workflow_id is None:
+                raise
+    raise RuntimeError(f"Could not start or find an execution with workflow_id {workflow_id!r}.")
 
 
 def claim_workflow_tasks(
@@ -144,9 +199,21 @@ def claim_workflow_tasks(
                 owner=owner,
                 epoch=row.epoch,
                 inbox_version=row.inbox_version,
+                timeout_at=row.timeout_at,
             )
             for row in rows.order_by("wake_at")
         ]
+
+
+def family_of(execution_id: uuid.UUID) -> list[uuid.UUID]:
+    """The execution and all its descendants (children, their children, ...)."""
+    family, generation = [execution_id], [execution_id]
+    while generation:
+        generation = list(
+            _executions().filter(parent_id__in=generation).values_list("pk", flat=True)
+        )
+        family += generation
+    return family
 
 
 def _to_event(row: HistoryEvent) -> Event:
@@ -187,6 +254,30 @@ def load_inbox(execution_id: uuid.UUID) -> Inbox:
                 {"error": task.error or {}, "status": task.status},
             )
         inbox.activity_outcomes.append((task.pk, event))
+    ended_children = (
+        _executions()
+        .filter(
+            parent_id=execution_id, delivered_to_parent=False, status__in=ExecutionStatus.TERMINAL
+        )
+        .order_by("finished_at", "pk")
+    )
+    for child in ended_children:
+        data = {"execution_id": str(child.pk), "status": child.status}
+        if child.status == ExecutionStatus.COMPLETED:
+            data["result"] = child.result
+        elif child.error:
+            data["error"] = child.error
+        inbox.children.append(
+            (
+                child.pk,
+                Event(
+                    EventKind.CHILD_WORKFLOW_ENDED,
+                    child.parent_command_seq,
+                    child.workflow_name,
+                    data,
+                ),
+            )
+        )
     for signal in PendingSignal.objects.using(alias()).filter(execution_id=execution_id):
         inbox.signals.append(
             (
@@ -210,6 +301,7 @@ _COMPLETION_STATUS = {
     EventKind.WORKFLOW_COMPLETED: ExecutionStatus.COMPLETED,
     EventKind.WORKFLOW_FAILED: ExecutionStatus.FAILED,
     EventKind.WORKFLOW_CANCELED: ExecutionStatus.CANCELED,
+    EventKind.WORKFLOW_TIMED_OUT: ExecutionStatus.TIMED_OUT,
 }
 
 
@@ -223,6 +315,7 @@ def record_workflow_task(
     history_length: int,
     events: list[Event],
     delivered_activity_ids: list[int] = (),
+    delivered_child_ids: list[uuid.UUID] = (),
     consumed_signal_ids: list[int] = (),
     next_wake_at: datetime | None = None,
     now: datetime | None = None,
@@ -249,6 +342,7 @@ def record_workflow_task(
             default=_at(next_wake_at),
         )
     scheduled = [e for e in events if e.kind == EventKind.ACTIVITY_SCHEDULED]
+    children = [e for e in events if e.kind == EventKind.CHILD_WORKFLOW_STARTED]
     with transaction.atomic(using=alias()):
         if not _fenced(claim).update(**changes):
             raise LeaseLost(f"Execution {claim.execution_id} is no longer leased to {claim.owner}.")
@@ -276,19 +370,50 @@ def record_workflow_task(
             )
             for event in scheduled
         )
-        tasks = ActivityTask.objects.using(alias())
         if delivered_activity_ids:
-            tasks.filter(pk__in=delivered_activity_ids).update(delivered=True)
+            ActivityTask.objects.using(alias()).filter(pk__in=delivered_activity_ids).update(
+                delivered=True
+            )
+        if delivered_child_ids:
+            _executions().filter(pk__in=delivered_child_ids).update(delivered_to_parent=True)
         if consumed_signal_ids:
             PendingSignal.objects.using(alias()).filter(pk__in=consumed_signal_ids).delete()
-        if completion is not None:
-            tasks.filter(execution_id=claim.execution_id, status=ActivityStatus.QUEUED).update(
-                status=ActivityStatus.CANCELED, finished_at=now, delivered=True
+        for event in children:
+            _create_execution(
+                event.name,
+                event.data["input"],
+                now,
+                execution_id=uuid.UUID(event.data["execution_id"]),
+                parent_id=claim.execution_id,
+                parent_command_seq=event.command_seq,
+                timeout=event.data.get("timeout"),
             )
+        if completion is not None:
+            _end_leftovers(claim.execution_id, now)
             if claim.parent_id is not None:
                 wake_execution(claim.parent_id, now)
         if scheduled:
             notify("activity", claim.execution_id)
+
+
+def _end_leftovers(execution_id: uuid.UUID, now: datetime) -> None:
+    """An execution ended: cancel its unfinished activities and ask its children to cancel.
+
+    A running activity learns it at its next heartbeat and the worker stops its process
+    if it does not stop by itself.
+    """
+    ActivityTask.objects.using(alias()).filter(
+        execution_id=execution_id,
+        status__in=[ActivityStatus.QUEUED, ActivityStatus.RUNNING],
+    ).update(status=ActivityStatus.CANCELED, finished_at=now, delivered=True)
+    live_children = _executions().filter(
+        parent_id=execution_id, status__in=[ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED]
+    )
+    for child_id in live_children.values_list("pk", flat=True):
+        _executions().filter(pk=child_id, cancel_requested=False).update(
+            cancel_requested=True, cancel_reason="The parent execution ended."
+        )
+        wake_execution(child_id, now)
 
 
 def wake_execution(execution_id: uuid.UUID, now: datetime) -> None:

@@ -3,7 +3,9 @@
 import itertools
 import os
 
-from django_durable import start_workflow, wait_workflow
+import pytest
+
+from django_durable import WorkflowCanceled, cancel_workflow, start_workflow, wait_workflow
 from django_durable.constants import ActivityStatus
 from django_durable.models import ActivityTask
 from tests.testapp.models import Effect
@@ -59,3 +61,35 @@ def test_a_silent_activity_is_stopped_at_its_heartbeat_timeout(start_worker):
     task = ActivityTask.objects.get()
     assert task.status == ActivityStatus.TIMED_OUT
     assert task.heartbeat_details == {"step": 1}
+
+
+def test_cancel_tells_a_running_activity_through_its_heartbeat(start_worker):
+    start_worker("--procs", "1")
+    execution_id = start_workflow("testapp.hangs_in_activity", name="told")
+    wait_until(
+        lambda: ActivityTask.objects.filter(status=ActivityStatus.RUNNING).exists(), timeout=30
+    )
+    cancel_workflow(execution_id, reason="no longer needed")
+    with pytest.raises(WorkflowCanceled):
+        wait_workflow(execution_id, timeout=30)
+    assert ActivityTask.objects.get().status == ActivityStatus.CANCELED
+    wait_until(
+        lambda: Effect.objects.filter(name="told").exists(),
+        timeout=10,
+        message="the activity was not told to stop",
+    )
+
+
+def test_cancel_stops_an_activity_that_ignores_it(start_worker):
+    start_worker("--procs", "1")
+    execution_id = start_workflow("testapp.hangs_silently", name="deaf")
+    wait_until(
+        lambda: ActivityTask.objects.filter(status=ActivityStatus.RUNNING).exists(), timeout=30
+    )
+    cancel_workflow(execution_id)
+    with pytest.raises(WorkflowCanceled):
+        wait_workflow(execution_id, timeout=30)
+    # Its only process is stopped after the cancel grace, so the next activity can run.
+    follow_up = start_workflow("testapp.one_effect", name="after")
+    assert wait_workflow(follow_up, timeout=30) == 1
+    assert not Effect.objects.filter(name="deaf").exists()

@@ -115,3 +115,21 @@ def resumable() -> dict:
         activity.heartbeat({"done": 7})
         raise RuntimeError("crashed after step 7")
     return {"resumed_from": info.heartbeat_details}
+
+
+@register.activity()
+def beat_forever(name: str) -> None:
+    """Heartbeats until told to stop; records whether it was told."""
+    import time
+
+    from django_durable import ActivityCanceled
+
+    from .models import Effect
+
+    try:
+        while True:
+            activity.heartbeat()
+            time.sleep(0.1)
+    except ActivityCanceled:
+        Effect.objects.create(name=name, key="told to stop")
+        raise

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from django_durable import ActivityError, RetryPolicy, register
+from django_durable import ActivityError, RetryPolicy, WorkflowFailed, register
 
 from .durable_activities import add
 
@@ -185,3 +185,49 @@ async def silent(ctx, heartbeat_timeout: float) -> str:
 @register.workflow()
 async def resumes(ctx) -> dict:
     return await ctx.run_activity("testapp.resumable")
+
+
+@register.workflow()
+async def parent(ctx, x: int) -> dict:
+    child = ctx.start_workflow("testapp.add_twice", a=x, b=1)
+    return {"child": str(child.execution_id), "result": await child.result()}
+
+
+@register.workflow()
+def plain_parent(ctx, x: int) -> int:
+    return ctx.run_workflow("testapp.add_twice", a=x, b=x)
+
+
+@register.workflow()
+async def parent_of_failure(ctx) -> str:
+    try:
+        await ctx.run_workflow("testapp.raises_directly")
+    except WorkflowFailed as exc:
+        return f"{exc.error_type}: {exc.message}"
+    return "not reached"
+
+
+@register.workflow()
+async def parent_of_waiter(ctx) -> str:
+    child = ctx.start_workflow("testapp.collect_signals", count=1)
+    return str(child.execution_id)  # ends at once: the child is canceled
+
+
+@register.workflow()
+async def parent_waiting_on_child(ctx) -> list:
+    return await ctx.run_workflow("testapp.collect_signals", count=1)
+
+
+@register.workflow(timeout=30)
+async def slow_with_default_timeout(ctx) -> None:
+    await ctx.sleep(3600)
+
+
+@register.workflow()
+async def hangs_in_activity(ctx, name: str) -> str:
+    return await ctx.run_activity("testapp.beat_forever", name)
+
+
+@register.workflow()
+async def hangs_silently(ctx, name: str) -> str:
+    return await ctx.run_activity("testapp.slow_effect", name, 60)

@@ -155,3 +155,10 @@ def test_deferred_sqlite_transactions_are_warned_about():
     finally:
         options["transaction_mode"] = "IMMEDIATE"
     assert ids == ["django_durable.W001"]
+
+
+@pytest.mark.django_db
+def test_migrations_match_the_models():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "django_durable", "testapp", "--check", "--dry-run", verbosity=0)

@@ -6,9 +6,10 @@ import uuid
 import pytest
 
 from django_durable import NonDeterminismError, WorkflowNotFound
+from django_durable.constants import EventKind as K
 from django_durable.runtime import Event
 from django_durable.testing import ReplayResult, replay
-from tests.unit.test_runtime import Recorder, done
+from tests.unit.test_runtime import T0, Recorder, done, task
 
 
 async def adds(ctx, a: int, b: int) -> int:  # not registered: the code under test
@@ -61,6 +62,15 @@ def test_a_history_that_stops_at_a_wait_reports_what_it_waits_on():
     assert result.status == "running" and not result.completed
     assert result.waiting_on == "activity 'testapp.add'"
     assert result.describe() == "running (waiting on activity 'testapp.add')"
+
+
+def test_a_timed_out_history_replays_up_to_where_the_engine_ended_it():
+    history = recorded_history(a=1, b=2)[:6]
+    history += [task(T0 + 60), Event(K.WORKFLOW_TIMED_OUT)]
+    result = replay(history, adds)
+    assert result.status == "timed_out"
+    assert result.waiting_on == "activity 'testapp.add'"
+    assert result.events == 8
 
 
 def test_failure_is_reported_not_raised():
