@@ -2,6 +2,8 @@
 
 from django.contrib import admin
 
+from . import store
+from .exceptions import ExecutionFinished
 from .models import ActivityTask, HistoryEvent, PendingSignal, Worker, WorkflowExecution
 
 
@@ -52,6 +54,27 @@ class WorkflowExecutionAdmin(ReadOnlyAdmin):
     search_fields = ["id", "workflow_id", "workflow_name"]
     date_hierarchy = "created_at"
     inlines = [HistoryInline, ActivityInline, ChildInline]
+    actions = ["cancel_executions"]
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("django_durable.change_workflowexecution")
+
+    @admin.action(description="Cancel selected executions", permissions=["cancel"])
+    def cancel_executions(self, request, queryset):
+        """Ask each live execution to cancel, as `cancel_workflow` does; skip ended ones."""
+        canceled = 0
+        for execution in queryset:
+            try:
+                store.request_cancel(
+                    execution.pk, reason=f"Canceled in the admin by {request.user}."
+                )
+            except ExecutionFinished:
+                continue
+            canceled += 1
+        self.message_user(
+            request,
+            f"Asked {canceled} execution(s) to cancel; {len(queryset) - canceled} had ended.",
+        )
 
 
 @admin.register(ActivityTask)

@@ -63,14 +63,13 @@ class WorkerProcess:
 
 @pytest.fixture
 def worker_env(transactional_db):
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        DURABLE_TEST_DB_NAME=str(connection.settings_dict["NAME"]),
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    """What a worker process needs on top of the environment at the time it starts."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 @pytest.fixture
@@ -79,7 +78,9 @@ def start_worker(worker_env, tmp_path):
 
     def start(*args: str) -> WorkerProcess:
         worker = WorkerProcess(
-            list(args) or ["--procs", "2"], worker_env, tmp_path / f"worker{len(workers)}.log"
+            list(args) or ["--procs", "2"],
+            {**os.environ, **worker_env},
+            tmp_path / f"worker{len(workers)}.log",
         )
         workers.append(worker)
         return worker

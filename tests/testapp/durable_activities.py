@@ -133,3 +133,22 @@ def beat_forever(name: str) -> None:
     except ActivityCanceled:
         Effect.objects.create(name=name, key="told to stop")
         raise
+
+
+@register.activity(transactional=True)
+def transactional_effect(name: str, seconds: float) -> int:
+    """Writes its effect, then lingers inside the transaction so kills land mid-way.
+
+    Outside the transaction it touches a file per attempt, so a test can tell the body runs.
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from .models import Effect
+
+    if markers := os.environ.get("DURABLE_TEST_MARKERS"):
+        Path(markers, activity.info().idempotency_key.replace(":", "_")).touch()
+    Effect.objects.create(name=name, key=activity.info().idempotency_key)
+    time.sleep(seconds)
+    return Effect.objects.filter(name=name).count()

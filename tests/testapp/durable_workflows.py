@@ -231,3 +231,25 @@ async def hangs_in_activity(ctx, name: str) -> str:
 @register.workflow()
 async def hangs_silently(ctx, name: str) -> str:
     return await ctx.run_activity("testapp.slow_effect", name, 60)
+
+
+@register.workflow()
+async def transactional_steps(ctx, steps: int, seconds: float) -> list:
+    return [
+        await ctx.run_activity("testapp.transactional_effect", f"tx-{i}", seconds)
+        for i in range(steps)
+    ]
+
+
+@register.workflow()
+async def deployed_variant(ctx) -> int:
+    """Its code depends on DURABLE_TEST_VARIANT, standing in for a deploy that renamed an
+    activity without versioning it."""
+    import os
+
+    if os.environ.get("DURABLE_TEST_VARIANT", "old") == "old":
+        result = await ctx.run_activity("testapp.add", 1, 2)
+    else:
+        result = await ctx.run_activity("testapp.async_double", 1)
+    await ctx.sleep(2)
+    return result
