@@ -77,4 +77,4 @@ elif BACKEND == "sqlite":
 else:
     raise RuntimeError(f"DURABLE_TEST_DB must be 'sqlite' or 'postgres', not {BACKEND!r}.")
 
-DURABLE = {"LEASE_SECONDS": 5}
+DURABLE = {"LEASE_SECONDS": 3}

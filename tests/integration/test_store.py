@@ -16,7 +16,7 @@ from tests.testapp.durable_activities import CALLS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LEASE = timedelta(seconds=5)  # tests.settings sets DURABLE["LEASE_SECONDS"] = 5
+LEASE = timedelta(seconds=3)  # tests.settings sets DURABLE["LEASE_SECONDS"] = 3
 
 
 async def first_task(execution_id, owner="w1", now=None):
