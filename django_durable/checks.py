@@ -2,9 +2,11 @@
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from .conf import DEFAULTS
+from .registry import RetryPolicy
 
 
 @register(Tags.compatibility)
@@ -35,6 +37,16 @@ def check_durable_settings(app_configs=None, **kwargs):
             errors.append(
                 Error(f"DURABLE[{key!r}] must be a positive number.", id="django_durable.E004")
             )
+    try:
+        RetryPolicy.from_dict(user.get("RETRY_POLICY", DEFAULTS["RETRY_POLICY"]))
+    except (TypeError, ValueError, ImproperlyConfigured, AttributeError) as exc:
+        errors.append(
+            Error(
+                f"DURABLE['RETRY_POLICY'] is not a valid retry policy: {exc}",
+                hint="Use keyword arguments of django_durable.RetryPolicy.",
+                id="django_durable.E006",
+            )
+        )
     size = user.get("STICKY_CACHE_SIZE", DEFAULTS["STICKY_CACHE_SIZE"])
     if not isinstance(size, int) or size < 0:
         errors.append(

@@ -75,3 +75,7 @@ class ActivityTimeoutError(DurableError, TimeoutError):
 class ActivityCanceled(DurableError):
     """Raised by `activity.heartbeat()` when the attempt should stop: its workflow was
     canceled, or the attempt lost its lease. Let it propagate."""
+
+
+class ActivityProcessDied(DurableError):
+    """The process running an activity attempt died (killed, out of memory, crashed)."""

@@ -69,6 +69,11 @@ class _Heartbeat:
         self.last = float("-inf")
 
     def __call__(self, details: Any) -> None:
+        if self.claim.options.get("transactional"):
+            raise RuntimeError(
+                "A transactional activity cannot heartbeat: its progress would roll back with "
+                "it, and its open transaction would hold the row the heartbeat writes."
+            )
         if time.monotonic() - self.last < self.every:
             return
         self.last = time.monotonic()

@@ -23,7 +23,7 @@ from django.utils import timezone
 from .. import store
 from ..conf import durable_setting
 from ..constants import ActivityStatus
-from ..exceptions import ActivityTimeoutError, DurableError
+from ..exceptions import ActivityProcessDied, ActivityTimeoutError
 from ..payloads import describe_exception
 from ..store import ActivityClaim, WorkflowClaim
 from ..store.db import alias, supports_notify
@@ -35,10 +35,6 @@ from .workflow_task import run_workflow_task
 
 logger = logging.getLogger("django_durable.worker")
 asettle_activity = sync_to_async(settle_activity)
-
-
-class ActivityProcessDied(DurableError):
-    """The process running an activity attempt died (killed, out of memory, crashed)."""
 
 
 WATCHDOG_SECONDS = 0.2  # how often running activities are checked against their timeouts
@@ -90,6 +86,7 @@ class Worker:
         self.cache = StickyCache(durable_setting("STICKY_CACHE_SIZE"))
         self.uses_notify = supports_notify()
         self.activities: dict[int, RunningAttempt] = {}
+        self.workflow_tasks: set[asyncio.Task] = set()
         self.listener: Listener | None = None
         self.pool: ActivityPool | None = None
         self._wake: asyncio.Event | None = None
@@ -132,6 +129,8 @@ class Worker:
             claim_task = side_tasks[0]
             if claim_task not in done:
                 await claim_task  # it finishes its current round, claiming nothing more
+            if self.workflow_tasks:
+                await asyncio.wait(list(self.workflow_tasks))
             await asyncio.shield(self._shutdown())
             for task in done:
                 if task is not stop and task.exception() is not None:
@@ -187,14 +186,26 @@ class Worker:
                 deadline_reason=reason,
                 heartbeat_timeout=claim.options.get("heartbeat_timeout"),
             )
-        workflow_claims = await store.aclaim_workflow_tasks(self.id, self.options.batch)
-        if workflow_claims:
-            await asyncio.gather(*(self._run_workflow_task(claim) for claim in workflow_claims))
+        workflow_claims: list[WorkflowClaim] = []
+        room = self.options.batch - len(self.workflow_tasks)
+        if room > 0:
+            workflow_claims = await store.aclaim_workflow_tasks(self.id, room)
+        for claim in workflow_claims:
+            # In the background, so activities are claimed while a backlog of tasks runs.
+            task = asyncio.create_task(self._run_workflow_task(claim))
+            self.workflow_tasks.add(task)
+            task.add_done_callback(self._workflow_task_done)
         return bool(activity_claims or workflow_claims)
+
+    def _workflow_task_done(self, task: asyncio.Task) -> None:
+        self.workflow_tasks.discard(task)
+        self._wake.set()
 
     async def _sleep_until_due(self) -> None:
         free = self.options.procs > len(self.activities)
-        due = await store.anext_due_at(queues=self.options.queues or None, activities=free)
+        due = None
+        if not self.workflow_tasks:  # else the next one to finish wakes the loop anyway
+            due = await store.anext_due_at(queues=self.options.queues or None, activities=free)
         if self.uses_notify and self.listener is not None and self.listener.connected.is_set():
             cap = durable_setting("SWEEP_SECONDS")
         elif self.uses_notify:

@@ -29,7 +29,9 @@ class WorkflowTaskResult:
     lease_lost: bool = False
 
 
-def _new_inputs(instance: WorkflowInstance, inbox: Inbox, now: datetime) -> list[Event]:
+def _new_inputs(
+    instance: WorkflowInstance, inbox: Inbox, cancel_reason: str | None, now: datetime
+) -> list[Event]:
     moment = now.timestamp()
     inputs = [
         Event(EventKind.TIMER_FIRED, seq)
@@ -39,8 +41,8 @@ def _new_inputs(instance: WorkflowInstance, inbox: Inbox, now: datetime) -> list
     inputs += [event for _, event in inbox.activity_outcomes]
     inputs += [event for _, event in inbox.children]
     inputs += [event for _, event in inbox.signals]
-    if inbox.cancel_reason is not None and not instance.cancel_delivered:
-        inputs.append(Event(EventKind.CANCEL_REQUESTED, data={"reason": inbox.cancel_reason}))
+    if cancel_reason is not None and not instance.cancel_delivered:
+        inputs.append(Event(EventKind.CANCEL_REQUESTED, data={"reason": cancel_reason}))
     return inputs
 
 
@@ -98,7 +100,7 @@ async def run_workflow_task(
     try:
         instance, history_length = await _instance_for(claim, cache)
         inbox = await store.aload_inbox(claim.execution_id)
-        inputs = _new_inputs(instance, inbox, now)
+        inputs = _new_inputs(instance, inbox, claim.cancel_reason, now)
         events: list[Event] = []
         started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})
         if claim.timeout_at is not None and now >= claim.timeout_at:

@@ -181,6 +181,10 @@ class WorkflowInstance(VersionMarkers):
         self, workflow, inputs: dict[str, Any], execution_timeout: float | None
     ) -> ChildHandle:
         definition = register.get_workflow(workflow)
+        if execution_timeout is not None and (
+            not isinstance(execution_timeout, int | float) or execution_timeout <= 0
+        ):
+            raise ValueError("execution_timeout must be a positive number of seconds.")
         try:
             inspect.signature(definition.fn).bind(None, **inputs)
         except TypeError as exc:
@@ -320,14 +324,18 @@ class WorkflowInstance(VersionMarkers):
 def activity_options(definition: ActivityDefinition, overrides: dict[str, Any]) -> dict[str, Any]:
     """The retry policy and timeouts an activity is scheduled with: call, then definition,
     then `DURABLE["RETRY_POLICY"]`. Recorded with the command, so replays never re-decide."""
+    policy = overrides.get("retry_policy")
+    if policy is not None and not isinstance(policy, RetryPolicy):
+        raise TypeError(f"retry_policy must be a RetryPolicy, not {policy!r}.")
     policy = (
-        overrides.get("retry_policy")
-        or definition.retry_policy
-        or RetryPolicy.from_dict(durable_setting("RETRY_POLICY"))
+        policy or definition.retry_policy or RetryPolicy.from_dict(durable_setting("RETRY_POLICY"))
     )
     options: dict[str, Any] = {"retry_policy": policy.to_dict()}
     for name in ACTIVITY_TIMEOUTS:
-        value = overrides.get(name) or getattr(definition, name)
+        value = overrides.get(name)
+        if value is not None and (not isinstance(value, int | float) or value <= 0):
+            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}.")
+        value = value if value is not None else getattr(definition, name)
         if value is not None:
             options[name] = float(value)
     if definition.transactional:

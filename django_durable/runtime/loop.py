@@ -17,12 +17,45 @@ from typing import Any
 logger = logging.getLogger("django_durable.runtime")
 
 
+class _Future(asyncio.Future):
+    """A future whose hash is its creation order, not its memory address.
+
+    `asyncio.wait` and `asyncio.as_completed` keep futures in sets; with these hashes a
+    set iterates in the same order on every replay, so they are deterministic too.
+    """
+
+    def __init__(self, identity: int, *, loop: asyncio.AbstractEventLoop) -> None:
+        self._identity = identity  # first: the base initializer may hash it
+        super().__init__(loop=loop)
+
+    def __hash__(self) -> int:
+        return self._identity
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+class _Task(asyncio.Task):
+    """A task hashed by creation order, for the same reason as `_Future`."""
+
+    def __init__(self, identity: int, coro, **kwargs) -> None:
+        self._identity = identity  # first: the base initializer registers it in a set
+        super().__init__(coro, **kwargs)
+
+    def __hash__(self) -> int:
+        return self._identity
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
 class WorkflowLoop(asyncio.AbstractEventLoop):
     def __init__(self, start_timer: Callable[..., asyncio.TimerHandle]) -> None:
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._start_timer = start_timer
         self._now = 0.0
         self._closed = False
+        self._identities = 0
 
     def set_time(self, now: float) -> None:
         self._now = now
@@ -71,13 +104,17 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         raise RuntimeError("A workflow's event loop cannot be used from another thread.")
 
     def create_future(self) -> asyncio.Future:
-        return asyncio.Future(loop=self)
+        return _Future(self._next_identity(), loop=self)
 
     def create_task(self, coro, *, name=None, context=None) -> asyncio.Task:
-        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        task = _Task(self._next_identity(), coro, loop=self, name=name, context=context)
         # A suspended workflow is dropped on purpose (eviction, replay); that is no leak.
         task._log_destroy_pending = False
         return task
+
+    def _next_identity(self) -> int:
+        self._identities += 1
+        return self._identities
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         pass

@@ -75,6 +75,7 @@ def claim_activity_tasks(
             lease_owner=owner,
             lease_until=lease_deadline(now),
             started_at=now,
+            heartbeat_at=None,  # a heartbeat timeout counts from this attempt's start
         )
         rows = _tasks().filter(
             pk__in=ids, status=ActivityStatus.RUNNING, lease_owner=owner, lease_until__gt=now

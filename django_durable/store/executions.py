@@ -36,6 +36,7 @@ class WorkflowClaim:
     epoch: int
     inbox_version: int
     timeout_at: datetime | None = None
+    cancel_reason: str | None = None  # set when a cancel was requested
 
 
 @dataclass
@@ -45,7 +46,6 @@ class Inbox:
     activity_outcomes: list[tuple[int, Event]] = field(default_factory=list)
     children: list[tuple[uuid.UUID, Event]] = field(default_factory=list)
     signals: list[tuple[int, Event]] = field(default_factory=list)
-    cancel_reason: str | None = None
 
 
 def _at(moment: datetime | None) -> Value:
@@ -200,6 +200,7 @@ def claim_workflow_tasks(
                 epoch=row.epoch,
                 inbox_version=row.inbox_version,
                 timeout_at=row.timeout_at,
+                cancel_reason=row.cancel_reason if row.cancel_requested else None,
             )
             for row in rows.order_by("wake_at")
         ]
@@ -231,7 +232,10 @@ def load_history(execution_id: uuid.UUID, after: int = 0) -> list[Event]:
 
 
 def load_inbox(execution_id: uuid.UUID) -> Inbox:
-    """Finished activities, signals and a cancel request not yet delivered to the workflow."""
+    """Finished activities and children, and signals, not yet delivered to the workflow.
+
+    (A cancel request comes with the claim.)
+    """
     inbox = Inbox()
     outcomes = (
         ActivityTask.objects.using(alias())
@@ -287,13 +291,6 @@ def load_inbox(execution_id: uuid.UUID) -> Inbox:
                 ),
             )
         )
-    cancel = (
-        _executions()
-        .filter(pk=execution_id, cancel_requested=True)
-        .values_list("cancel_reason", flat=True)
-    )
-    if cancel:
-        inbox.cancel_reason = cancel[0]
     return inbox
 
 

@@ -7,7 +7,7 @@ import socket
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import F, Min, Q
 
 from ..constants import ActivityStatus, ExecutionStatus
 from ..models import ActivityTask, Worker, WorkflowExecution
@@ -36,14 +36,28 @@ def beat_worker(worker_id: str, *, stopped: bool = False, now: datetime | None =
     Worker.objects.using(alias()).filter(pk=worker_id).update(**changes)
 
 
-def release_activity_tasks(owner: str, task_ids: list[int], *, now: datetime | None = None) -> int:
-    """Hand running attempts back to the queue at once, for another worker to take."""
+def release_activity_tasks(
+    owner: str, task_ids: list[int], *, uncharged: bool = False, now: datetime | None = None
+) -> int:
+    """Hand running attempts back to the queue at once, for another worker to take.
+
+    `uncharged` gives the attempt back too (its next run has the same attempt number and
+    idempotency key): for attempts cut off through no fault of their own.
+    """
     now = now_or(now)
+    changes = {
+        "status": ActivityStatus.QUEUED,
+        "lease_owner": "",
+        "lease_until": None,
+        "due_at": now,
+    }
+    if uncharged:
+        changes["attempt"] = F("attempt") - 1
     with transaction.atomic(using=alias()):
         released = (
             ActivityTask.objects.using(alias())
             .filter(pk__in=task_ids, lease_owner=owner, status=ActivityStatus.RUNNING)
-            .update(status=ActivityStatus.QUEUED, lease_owner="", lease_until=None, due_at=now)
+            .update(**changes)
         )
         if released:
             notify("activity", owner)

@@ -49,7 +49,8 @@ def test_a_busy_loop_is_stopped_at_its_timeout_and_its_neighbour_survives(start_
     pid = int(Effect.objects.get(name="spinner").key)
     wait_until(lambda: not _alive(pid), timeout=10, message="the busy loop still runs")
     neighbour = ActivityTask.objects.get(activity_name="testapp.slow_effect")
-    assert neighbour.status == ActivityStatus.COMPLETED
+    # Finished before the pool restart, or re-run as the same attempt: not charged for it.
+    assert (neighbour.status, neighbour.attempt) == (ActivityStatus.COMPLETED, 1)
     assert Effect.objects.filter(name="neighbour").count() in (1, 2)  # finished, or re-run
 
 

@@ -4,6 +4,7 @@ workflow with the original type, message and traceback."""
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from django_durable import RetryPolicy, run_workflow, start_workflow
@@ -66,3 +67,41 @@ async def test_retry_waits_are_honoured_on_the_inline_virtual_clock():
 
 def test_heartbeat_details_carry_over_to_the_retry():
     assert run_workflow("testapp.resumes") == {"resumed_from": {"done": 7}}
+
+
+async def test_a_new_attempt_keeps_heartbeat_details_but_not_the_heartbeat_time():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_durable import store
+    from django_durable.engine.workflow_task import run_workflow_task
+
+    await start_workflow("testapp.add_twice", a=1, b=1)
+    [claim] = await store.aclaim_workflow_tasks("w", 1)
+    await run_workflow_task(claim)
+    now = timezone.now()
+    [first] = await store.aclaim_activity_tasks("w", 1, now=now)
+    assert await sync_to_async(store.record_heartbeat)(first, {"at": 3}, now=now)
+    [second] = await store.aclaim_activity_tasks("w2", 1, now=now + timedelta(seconds=10))
+    assert second.heartbeat_details == {"at": 3}
+    task = await ActivityTask.objects.aget()
+    assert task.heartbeat_at is None  # a heartbeat timeout counts from the new start
+
+
+def test_per_call_options_are_checked_in_the_workflow():
+    with pytest.raises(Exception, match="start_to_close_timeout must be a positive number"):
+        run_workflow("testapp.bad_call_options")
+
+
+@override_settings(DURABLE={"RETRY_POLICY": {"maximum_attempt": 3}})
+def test_a_bad_project_retry_policy_is_a_system_check_error():
+    from django_durable.checks import check_durable_settings
+
+    assert [error.id for error in check_durable_settings()] == ["django_durable.E006"]
+
+
+def test_a_transactional_activity_may_not_heartbeat():
+    with pytest.raises(Exception, match="A transactional activity cannot heartbeat"):
+        run_workflow("testapp.transactional_heartbeat")
+    assert not Effect.objects.exists()

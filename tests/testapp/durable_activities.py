@@ -152,3 +152,11 @@ def transactional_effect(name: str, seconds: float) -> int:
     Effect.objects.create(name=name, key=activity.info().idempotency_key)
     time.sleep(seconds)
     return Effect.objects.filter(name=name).count()
+
+
+@register.activity(transactional=True, retry_policy=RetryPolicy(maximum_attempts=1))
+def transactional_heartbeat() -> None:
+    from .models import Effect
+
+    Effect.objects.create(name="rolled back", key="")
+    activity.heartbeat()

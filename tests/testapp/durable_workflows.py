@@ -253,3 +253,13 @@ async def deployed_variant(ctx) -> int:
         result = await ctx.run_activity("testapp.async_double", 1)
     await ctx.sleep(2)
     return result
+
+
+@register.workflow()
+async def bad_call_options(ctx) -> None:
+    await ctx.run_activity("testapp.add", 1, 1, start_to_close_timeout=0)
+
+
+@register.workflow()
+async def transactional_heartbeat(ctx) -> None:
+    await ctx.run_activity("testapp.transactional_heartbeat")

@@ -78,6 +78,7 @@ def test_public_names_are_pinned():
         "ActivityCanceled",
         "ActivityError",
         "ActivityNotFound",
+        "ActivityProcessDied",
         "ActivityTimeoutError",
         "RetryPolicy",
         "DurableError",

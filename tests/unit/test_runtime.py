@@ -240,3 +240,32 @@ def test_running_loop_of_caller_is_restored():
         assert asyncio.get_running_loop() is loop
 
     asyncio.run(outer())
+
+
+async def first_of_two(ctx):
+    first = asyncio.ensure_future(ctx.run_activity("testapp.add", 1, 1))
+    second = asyncio.ensure_future(ctx.run_activity("testapp.add", 2, 2))
+    finished, _ = await asyncio.wait({second, first}, return_when=asyncio.FIRST_COMPLETED)
+    order = [await task for task in finished]
+    for task in asyncio.as_completed([first, second]):
+        order.append(await task)
+    return order
+
+
+def test_asyncio_wait_and_as_completed_replay_identically():
+    rec = Recorder(first_of_two)
+    rec.activate()
+    rec.activate(done(2, 4), done(1, 2))  # both finish in one workflow task
+    end = rec.instance.completion
+    assert end.kind == K.WORKFLOW_COMPLETED
+    for _ in range(20):  # any memory layout: the same sets, the same order
+        assert rec.replayed().completion == end
+
+
+def test_workflow_futures_hash_by_creation_order():
+    from django_durable.runtime.loop import WorkflowLoop
+
+    loop = WorkflowLoop(lambda *args: None)
+    futures = [loop.create_future() for _ in range(50)]
+    assert [hash(f) for f in futures] == list(range(1, 51))
+    assert list(set(futures)) == futures
