@@ -17,6 +17,7 @@ from typing import Any
 from asgiref.sync import async_to_sync, sync_to_async
 
 from . import store
+from .concurrency import in_event_loop
 from .constants import ExecutionStatus
 from .engine.inline import InlineRunner
 from .exceptions import (
@@ -31,21 +32,13 @@ from .registry import register
 from .store.executions import IdReusePolicy
 
 
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def _dual_from_sync(fn: Callable) -> Callable:
     """`fn` in sync code; its thread-run twin, awaitable, inside a running event loop."""
     twin = sync_to_async(fn)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        return twin(*args, **kwargs) if _in_event_loop() else fn(*args, **kwargs)
+        return twin(*args, **kwargs) if in_event_loop() else fn(*args, **kwargs)
 
     return call
 
@@ -56,7 +49,7 @@ def _dual_from_async(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        return fn(*args, **kwargs) if _in_event_loop() else twin(*args, **kwargs)
+        return fn(*args, **kwargs) if in_event_loop() else twin(*args, **kwargs)
 
     return call
 

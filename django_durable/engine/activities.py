@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import activity, store
+from ..concurrency import in_event_loop
 from ..conf import durable_setting
 from ..constants import ActivityStatus
 from ..exceptions import ActivityCanceled
@@ -31,17 +32,9 @@ class _CompletionRejected(Exception):
     """The attempt lost its lease: roll its transaction back."""
 
 
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def _outside_loop(fn, *args):
     """Run a sync database call; from inside an `async def` activity, in a helper thread."""
-    if not _in_event_loop():
+    if not in_event_loop():
         return fn(*args)
     box: dict[str, Any] = {}
 

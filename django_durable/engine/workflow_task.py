@@ -99,7 +99,11 @@ async def run_workflow_task(
     now = now or timezone.now()
     try:
         instance, history_length = await _instance_for(claim, cache)
-        inbox = await store.aload_inbox(claim.execution_id)
+        inbox = await store.aload_inbox(
+            claim.execution_id,
+            activities=instance.awaits_activities,
+            children=instance.awaits_children,
+        )
         inputs = _new_inputs(instance, inbox, claim.cancel_reason, now)
         events: list[Event] = []
         started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})

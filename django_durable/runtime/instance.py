@@ -130,6 +130,14 @@ class WorkflowInstance(VersionMarkers):
     # -- what the waiting side knows ------------------------------------------------------
 
     @property
+    def awaits_activities(self) -> bool:
+        return bool(self._activities)
+
+    @property
+    def awaits_children(self) -> bool:
+        return bool(self._children)
+
+    @property
     def started(self) -> bool:
         return self._main is not None
 

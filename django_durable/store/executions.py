@@ -231,67 +231,68 @@ def load_history(execution_id: uuid.UUID, after: int = 0) -> list[Event]:
     return [_to_event(row) for row in rows]
 
 
-def load_inbox(execution_id: uuid.UUID) -> Inbox:
+def load_inbox(execution_id: uuid.UUID, *, activities: bool = True, children: bool = True) -> Inbox:
     """Finished activities and children, and signals, not yet delivered to the workflow.
 
+    A caller that knows the workflow awaits no activity (or no child) skips that query.
     (A cancel request comes with the claim.)
     """
-    inbox = Inbox()
-    outcomes = (
+    return Inbox(
+        activity_outcomes=_activity_outcomes(execution_id) if activities else [],
+        children=_ended_children(execution_id) if children else [],
+        signals=_pending_signals(execution_id),
+    )
+
+
+def _activity_outcomes(execution_id: uuid.UUID) -> list[tuple[int, Event]]:
+    outcomes = []
+    tasks = (
         ActivityTask.objects.using(alias())
         .filter(execution_id=execution_id, delivered=False, status__in=ActivityStatus.TERMINAL)
         .order_by("finished_at", "pk")
     )
-    for task in outcomes:
+    for task in tasks:
         if task.status == ActivityStatus.COMPLETED:
-            event = Event(
-                EventKind.ACTIVITY_COMPLETED,
-                task.command_seq,
-                task.activity_name,
-                {"result": task.result},
-            )
+            kind, data = EventKind.ACTIVITY_COMPLETED, {"result": task.result}
         else:
-            event = Event(
+            kind, data = (
                 EventKind.ACTIVITY_FAILED,
-                task.command_seq,
-                task.activity_name,
                 {"error": task.error or {}, "status": task.status},
             )
-        inbox.activity_outcomes.append((task.pk, event))
-    ended_children = (
+        outcomes.append((task.pk, Event(kind, task.command_seq, task.activity_name, data)))
+    return outcomes
+
+
+def _ended_children(execution_id: uuid.UUID) -> list[tuple[uuid.UUID, Event]]:
+    ended = []
+    rows = (
         _executions()
         .filter(
             parent_id=execution_id, delivered_to_parent=False, status__in=ExecutionStatus.TERMINAL
         )
         .order_by("finished_at", "pk")
     )
-    for child in ended_children:
+    for child in rows:
         data = {"execution_id": str(child.pk), "status": child.status}
         if child.status == ExecutionStatus.COMPLETED:
             data["result"] = child.result
         elif child.error:
             data["error"] = child.error
-        inbox.children.append(
-            (
-                child.pk,
-                Event(
-                    EventKind.CHILD_WORKFLOW_ENDED,
-                    child.parent_command_seq,
-                    child.workflow_name,
-                    data,
-                ),
-            )
+        event = Event(
+            EventKind.CHILD_WORKFLOW_ENDED, child.parent_command_seq, child.workflow_name, data
         )
-    for signal in PendingSignal.objects.using(alias()).filter(execution_id=execution_id):
-        inbox.signals.append(
-            (
-                signal.pk,
-                Event(
-                    EventKind.SIGNAL_RECEIVED, name=signal.name, data={"payload": signal.payload}
-                ),
-            )
+        ended.append((child.pk, event))
+    return ended
+
+
+def _pending_signals(execution_id: uuid.UUID) -> list[tuple[int, Event]]:
+    return [
+        (
+            signal.pk,
+            Event(EventKind.SIGNAL_RECEIVED, name=signal.name, data={"payload": signal.payload}),
         )
-    return inbox
+        for signal in PendingSignal.objects.using(alias()).filter(execution_id=execution_id)
+    ]
 
 
 _COMPLETION_STATUS = {
