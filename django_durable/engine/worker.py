@@ -14,9 +14,9 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from ..exceptions import ActivityProcessDied, ActivityTimeoutError
 from ..payloads import describe_exception
 from ..store import ActivityClaim, WorkflowClaim
 from ..store.db import alias, supports_notify
+from ..store.twins import async_twin
 from .activities import settle_activity
 from .listener import Listener
 from .pool import ActivityPool, ProcessLost
@@ -34,9 +35,10 @@ from .sticky import StickyCache
 from .workflow_task import run_workflow_task
 
 logger = logging.getLogger("django_durable.worker")
-asettle_activity = sync_to_async(settle_activity)
+asettle_activity = async_twin(settle_activity)
 
 
+DATABASE_THREADS = 4  # transactions in flight at once, each on its own connection
 WATCHDOG_SECONDS = 0.2  # how often running activities are checked against their timeouts
 STATES_SECONDS = 0.5  # how often their heartbeats and cancellation are read from the database
 
@@ -105,6 +107,9 @@ class Worker:
         return self._stopping is not None and self._stopping.is_set()
 
     async def run(self) -> None:
+        store.use_database_threads(
+            ThreadPoolExecutor(max_workers=DATABASE_THREADS, thread_name_prefix="durable-db")
+        )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         await store.aregister_worker(self.id, self.options.queues)
@@ -187,8 +192,9 @@ class Worker:
                 heartbeat_timeout=claim.options.get("heartbeat_timeout"),
             )
         workflow_claims: list[WorkflowClaim] = []
-        room = self.options.batch - len(self.workflow_tasks)
-        if room > 0:
+        # Refill in batches: claiming one task per finished one would cost a query each.
+        if len(self.workflow_tasks) <= self.options.batch // 2:
+            room = self.options.batch - len(self.workflow_tasks)
             workflow_claims = await store.aclaim_workflow_tasks(self.id, room)
         for claim in workflow_claims:
             # In the background, so activities are claimed while a backlog of tasks runs.
