@@ -30,6 +30,7 @@ from .twins import async_twin, use_database_threads
 from .workers import (
     beat_worker,
     next_due_at,
+    prune_executions,
     register_worker,
     release_activity_tasks,
     unpark_executions,
@@ -91,6 +92,7 @@ __all__ = [
     "load_inbox",
     "next_due_at",
     "park_execution",
+    "prune_executions",
     "record_heartbeat",
     "record_workflow_task",
     "register_worker",

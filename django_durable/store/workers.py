@@ -7,7 +7,7 @@ import socket
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, Min, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 
 from ..constants import ActivityStatus, ExecutionStatus
 from ..models import ActivityTask, Worker, WorkflowExecution
@@ -109,3 +109,25 @@ def next_due_at(
         ]
     moments = [moment for moment in moments if moment is not None]
     return min(moments) if moments else None
+
+
+def prune_executions(before: datetime, *, batch: int = 500) -> int:
+    """Delete ended executions (history, activity tasks and signals with them) that finished
+    before `before`, `batch` at a time so no transaction grows large. An execution with a
+    child still running is kept. Returns how many executions were deleted."""
+    deleted = 0
+    executions = WorkflowExecution.objects.using(alias())
+    while True:
+        live_children = executions.filter(
+            parent_id=OuterRef("pk"), status__in=[ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED]
+        )
+        ids = list(
+            executions.filter(status__in=ExecutionStatus.TERMINAL, finished_at__lt=before)
+            .exclude(Exists(live_children))
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        with transaction.atomic(using=alias()):
+            executions.filter(pk__in=ids).delete()
+        deleted += len(ids)
