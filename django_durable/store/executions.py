@@ -387,14 +387,14 @@ def record_workflow_task(
                 timeout=event.data.get("timeout"),
             )
         if completion is not None:
-            _end_leftovers(claim.execution_id, now)
+            end_leftovers(claim.execution_id, now)
             if claim.parent_id is not None:
                 wake_execution(claim.parent_id, now)
         if scheduled:
             notify("activity", claim.execution_id)
 
 
-def _end_leftovers(execution_id: uuid.UUID, now: datetime) -> None:
+def end_leftovers(execution_id: uuid.UUID, now: datetime) -> None:
     """An execution ended: cancel its unfinished activities and ask its children to cancel.
 
     A running activity learns it at its next heartbeat and the worker stops its process

@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max
 
+from ..constants import EventKind, ExecutionStatus
 from ..exceptions import ExecutionFinished
-from ..models import PendingSignal
+from ..models import HistoryEvent, PendingSignal
 from ..payloads import to_json_value
 from .db import alias, now_or
-from .executions import _executions, get_execution, wake_execution
+from .executions import _executions, end_leftovers, get_execution, wake_execution
 
 
 def _locked_live_execution(execution_id: uuid.UUID | str, action: str):
@@ -37,13 +39,45 @@ def send_signal(
         wake_execution(execution.pk, now)
 
 
+def _cancel_parked(execution, reason: str, now: datetime) -> None:
+    """End a parked execution at once: its code cannot run to see the cancellation, and an
+    operator must be able to clear it. Its history gains only the terminal event."""
+    last = (
+        HistoryEvent.objects.using(alias())
+        .filter(execution=execution)
+        .aggregate(last=Max("sequence"))["last"]
+    )
+    HistoryEvent.objects.using(alias()).create(
+        execution=execution,
+        sequence=last + 1,
+        kind=EventKind.WORKFLOW_CANCELED,
+        data={"reason": reason, "while_parked": True},
+    )
+    _executions().filter(pk=execution.pk).update(
+        status=ExecutionStatus.CANCELED,
+        cancel_requested=True,
+        cancel_reason=reason,
+        finished_at=now,
+        wake_at=None,
+    )
+    end_leftovers(execution.pk, now)
+    if execution.parent_id is not None:
+        wake_execution(execution.parent_id, now)
+
+
 def request_cancel(
     execution_id: uuid.UUID | str, reason: str = "", *, now: datetime | None = None
 ) -> None:
-    """Ask the execution to cancel; its workflow sees `CancelledError` at its next await."""
+    """Ask the execution to cancel; its workflow sees `CancelledError` at its next await.
+
+    A parked execution (blocked on non-determinism) is canceled at once instead.
+    """
     now = now_or(now)
     with transaction.atomic(using=alias()):
         execution = _locked_live_execution(execution_id, "be canceled")
+        if execution.status == ExecutionStatus.BLOCKED:
+            _cancel_parked(execution, reason, now)
+            return
         if execution.cancel_requested:
             return
         _executions().filter(pk=execution.pk).update(cancel_requested=True, cancel_reason=reason)

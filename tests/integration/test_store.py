@@ -141,3 +141,34 @@ def test_run_workflow_reports_non_determinism(monkeypatch):
     )
     with pytest.raises(NonDeterminismError, match="not deterministic"):
         run_workflow("testapp.add_twice", a=1, b=1)
+
+
+def test_a_parked_execution_can_be_canceled_at_once(monkeypatch):
+    from asgiref.sync import async_to_sync
+
+    from django_durable import WorkflowCanceled, cancel_workflow, wait_workflow
+
+    execution_id = start_workflow("testapp.add_twice", a=1, b=2)
+    async_to_sync(first_task)(execution_id)
+
+    async def changed(ctx, a, b):
+        return await ctx.run_activity("testapp.async_double", a)
+
+    monkeypatch.setitem(
+        register.workflows,
+        "testapp.add_twice",
+        WorkflowDefinition("testapp.add_twice", changed, True),
+    )
+    [task] = store.claim_activity_tasks("w1", 10)
+    store.complete_activity_task(task, result=3)
+    [claim] = store.claim_workflow_tasks("w1", 10)
+    async_to_sync(run_workflow_task)(claim)
+    assert WorkflowExecution.objects.get().status == ExecutionStatus.BLOCKED
+    cancel_workflow(execution_id, reason="operator gave up")
+    with pytest.raises(WorkflowCanceled):
+        wait_workflow(execution_id)
+    last = HistoryEvent.objects.filter(execution_id=execution_id).order_by("sequence").last()
+    assert (last.kind, last.data["while_parked"]) == (EventKind.WORKFLOW_CANCELED, True)
+    assert list(HistoryEvent.objects.values_list("sequence", flat=True)) == list(
+        range(1, last.sequence + 1)
+    )
