@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import override_settings
 from django.utils import timezone
 
@@ -96,10 +97,10 @@ def test_recorded_outcomes_are_replayed_not_recomputed():
     assert CALLS["add"] == 2
 
 
-def test_non_determinism_parks_the_execution_untouched(monkeypatch):
+def run_into_incompatible_code(monkeypatch):
+    """Start add_twice, record its first task, deploy code that renamed its activity, and
+    run the next task; returns (execution id, history before, task result)."""
     execution_id = start_workflow("testapp.add_twice", a=1, b=2)
-    from asgiref.sync import async_to_sync
-
     async_to_sync(first_task)(execution_id)
     before = list(HistoryEvent.objects.values_list("sequence", "kind"))
 
@@ -114,7 +115,11 @@ def test_non_determinism_parks_the_execution_untouched(monkeypatch):
     [task] = store.claim_activity_tasks("w1", 10)
     store.complete_activity_task(task, result=3)
     [claim] = store.claim_workflow_tasks("w1", 10)
-    result = async_to_sync(run_workflow_task)(claim)
+    return execution_id, before, async_to_sync(run_workflow_task)(claim)
+
+
+def test_non_determinism_parks_the_execution_untouched(monkeypatch):
+    _, before, result = run_into_incompatible_code(monkeypatch)
     assert "history expects activity scheduled 'testapp.add'" in result.parked
     execution = WorkflowExecution.objects.get()
     assert execution.status == ExecutionStatus.BLOCKED
@@ -144,25 +149,9 @@ def test_run_workflow_reports_non_determinism(monkeypatch):
 
 
 def test_a_parked_execution_can_be_canceled_at_once(monkeypatch):
-    from asgiref.sync import async_to_sync
-
     from django_durable import WorkflowCanceled, cancel_workflow, wait_workflow
 
-    execution_id = start_workflow("testapp.add_twice", a=1, b=2)
-    async_to_sync(first_task)(execution_id)
-
-    async def changed(ctx, a, b):
-        return await ctx.run_activity("testapp.async_double", a)
-
-    monkeypatch.setitem(
-        register.workflows,
-        "testapp.add_twice",
-        WorkflowDefinition("testapp.add_twice", changed, True),
-    )
-    [task] = store.claim_activity_tasks("w1", 10)
-    store.complete_activity_task(task, result=3)
-    [claim] = store.claim_workflow_tasks("w1", 10)
-    async_to_sync(run_workflow_task)(claim)
+    execution_id, _, _ = run_into_incompatible_code(monkeypatch)
     assert WorkflowExecution.objects.get().status == ExecutionStatus.BLOCKED
     cancel_workflow(execution_id, reason="operator gave up")
     with pytest.raises(WorkflowCanceled):
