@@ -1,6 +1,7 @@
 """The admin: executions with their history and activities, read-only by design."""
 
 from django.contrib import admin
+from django.db.models import Q
 
 from . import store
 from .exceptions import ExecutionFinished
@@ -47,14 +48,52 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class WaitingForWorkerFilter(admin.SimpleListFilter):
+    """Executions that no live worker can run: during a rolling deploy, the old code's
+    workers do not know the new workflows and activities, which wait for new workers."""
+
+    title = "waiting for a worker"
+    parameter_name = "waiting_for_worker"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "that knows its workflow or activity")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(Q(unknown_workflow=True) | Q(unknown_activity__isnull=False))
+        return queryset
+
+
 @admin.register(WorkflowExecution)
 class WorkflowExecutionAdmin(ReadOnlyAdmin):
-    list_display = ["id", "workflow_name", "status", "workflow_id", "created_at", "finished_at"]
-    list_filter = ["status", "workflow_name"]
+    list_display = [
+        "id",
+        "workflow_name",
+        "status",
+        "waiting_for",
+        "workflow_id",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", WaitingForWorkerFilter, "workflow_name"]
     search_fields = ["id", "workflow_id", "workflow_name"]
+    readonly_fields = ["waiting_for"]
     date_hierarchy = "created_at"
     inlines = [HistoryInline, ActivityInline, ChildInline]
     actions = ["cancel_executions"]
+
+    def get_queryset(self, request):
+        # One query for the live workers; the rest rides on the executions' own query.
+        return store.annotate_waiting(super().get_queryset(request))
+
+    @admin.display(description="waiting for")
+    def waiting_for(self, execution: WorkflowExecution) -> str:
+        """What no live worker can run yet: empty when the execution is not stuck so."""
+        if getattr(execution, "unknown_workflow", False):
+            return f"a worker that knows workflow {execution.workflow_name}"
+        if name := getattr(execution, "unknown_activity", None):
+            return f"a worker that knows activity {name}"
+        return ""
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("django_durable.change_workflowexecution")
@@ -101,5 +140,18 @@ class PendingSignalAdmin(ReadOnlyAdmin):
 
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
-    list_display = ["id", "hostname", "pid", "queues", "started_at", "heartbeat_at", "stopped_at"]
+    list_display = [
+        "id",
+        "hostname",
+        "pid",
+        "queues",
+        "knows",
+        "started_at",
+        "heartbeat_at",
+        "stopped_at",
+    ]
     list_filter = ["hostname"]
+
+    @admin.display(description="registered")
+    def knows(self, worker: Worker) -> str:
+        return f"{len(worker.workflows)} workflows, {len(worker.activities)} activities"

@@ -31,7 +31,7 @@ def check_durable_settings(app_configs=None, **kwargs):
                 id="django_durable.E003",
             )
         )
-    for key in ("LEASE_SECONDS", "SWEEP_SECONDS", "MAX_PAYLOAD_BYTES"):
+    for key in ("LEASE_SECONDS", "SWEEP_SECONDS", "MAX_PAYLOAD_BYTES", "WORKFLOW_TASK_TIMEOUT"):
         value = user.get(key, DEFAULTS[key])
         if not isinstance(value, int | float) or value <= 0:
             errors.append(

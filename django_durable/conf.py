@@ -14,6 +14,9 @@ DEFAULTS = {
     "STICKY_CACHE_SIZE": 1000,
     # Largest JSON payload (input, result, signal) accepted, in bytes.
     "MAX_PAYLOAD_BYTES": 2 * 1024 * 1024,
+    # Seconds workflow code may run in one workflow task without yielding; past it the task
+    # is stopped and the execution parked (a busy loop or a blocking call such as time.sleep).
+    "WORKFLOW_TASK_TIMEOUT": 2.0,
     # Seconds between safety sweeps when woken by NOTIFY.
     "SWEEP_SECONDS": 30.0,
     # Retry policy of activities that set none (keyword arguments of RetryPolicy).

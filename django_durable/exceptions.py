@@ -56,6 +56,11 @@ class ActivityError(DurableError):
         super().__init__(f"Activity {activity_name!r} failed: {self.error_type}: {self.message}")
 
 
+class InvalidArgument(DurableError, TypeError, ValueError):
+    """A call got an argument it cannot use (wrong type, out of range, unknown option, or
+    input that does not fit the workflow's parameters); nothing was written."""
+
+
 class PayloadError(DurableError, TypeError):
     """A value that must be stored is not JSON-serializable, or is too large."""
 

@@ -202,12 +202,19 @@ class PendingSignal(models.Model):
 
 
 class Worker(models.Model):
-    """One worker process, as it last reported itself; for the admin and for operators."""
+    """One worker process, as it last reported itself: for operators, and to tell which work
+    no live worker can run (during a rolling deploy, old code does not know new names)."""
 
     id = models.CharField(primary_key=True, max_length=100)
     hostname = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
-    queues = models.JSONField(default=list, blank=True)
+    queues = models.JSONField(default=list, blank=True, help_text="Empty: every queue.")
+    workflows = models.JSONField(
+        default=list, blank=True, help_text="Names of the workflows its code registered."
+    )
+    activities = models.JSONField(
+        default=list, blank=True, help_text="Names of the activities its code registered."
+    )
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)

@@ -102,9 +102,25 @@ def _origin(fn: Callable) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+"""The longest timer or timeout anything durable may ask for: 100 years of 365 days.
+
+A bound keeps every fire time and deadline a date that Python and the database can hold.
+"""
+
+
 def _check_seconds(option: str, value: float | None) -> None:
-    if value is not None and (not isinstance(value, int | float) or value <= 0):
-        raise ImproperlyConfigured(f"{option} must be a positive number of seconds, not {value!r}.")
+    if value is None:
+        return
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 < value <= MAX_DURATION_SECONDS
+    ):
+        raise ImproperlyConfigured(
+            f"{option} must be a positive number of seconds, at most {MAX_DURATION_SECONDS} "
+            f"(100 years), not {value!r}."
+        )
 
 
 def _default_name(fn: Callable) -> str:

@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from .. import activity, store
@@ -17,7 +17,7 @@ from ..concurrency import in_event_loop
 from ..conf import durable_setting
 from ..constants import ActivityStatus
 from ..exceptions import ActivityCanceled
-from ..payloads import describe_exception, to_json_value
+from ..payloads import describe_exception, storable_error, to_json_value
 from ..registry import RetryPolicy, register
 from ..store import ActivityClaim
 from ..store.db import alias
@@ -82,8 +82,8 @@ def execute_activity(claim: ActivityClaim) -> dict[str, Any]:
     """Run the attempt in this thread; return `{"result": ...}`, `{"error": {...}}`, or
     `RECORDED` for a transactional activity, which records its own completion.
 
-    Used by the process pool's children and by `run_workflow`. User code may raise
-    anything: it becomes the attempt's error, never the caller's.
+    Used by the activity processes and by `run_workflow`. User code may raise anything,
+    `BaseException` included: it becomes the attempt's error, never the caller's.
     """
     info = activity.ActivityInfo(
         execution_id=claim.execution_id,
@@ -102,7 +102,7 @@ def execute_activity(claim: ActivityClaim) -> dict[str, Any]:
         else:
             value = definition.fn(*claim.args, **claim.kwargs)
         return {"result": to_json_value(value, f"The result of activity {claim.activity_name!r}")}
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the attempt's error
         logger.info("Activity %s attempt %s failed: %r", claim.activity_name, claim.attempt, exc)
         return {"error": describe_exception(exc)}
     finally:
@@ -148,16 +148,54 @@ def settle_activity(
     """Record an attempt's outcome, retrying an error when its policy allows.
 
     Returns False when the attempt was no longer current and its outcome was discarded.
+    A value the database refuses (`DataError`, `IntegrityError`) is permanent: retrying
+    the write would fail the same way at every lease, so the attempt fails for good
+    instead, with an error that names the refusal.
     """
     if outcome is RECORDED or outcome.get("recorded"):
         return True
     now = now or timezone.now()
+    status = ActivityStatus.TIMED_OUT if timed_out else ActivityStatus.FAILED
     if "error" not in outcome:
-        return store.complete_activity_task(claim, result=outcome["result"], now=now)
-    return store.complete_activity_task(
-        claim,
-        error=outcome["error"],
-        retry_at=retry_at(claim, outcome["error"], now),
-        status=ActivityStatus.TIMED_OUT if timed_out else ActivityStatus.FAILED,
-        now=now,
+        try:
+            return store.complete_activity_task(claim, result=outcome["result"], now=now)
+        except (DataError, IntegrityError) as exc:
+            return _fail_for_good(claim, _refused(claim, "result", exc, {}), status, now)
+    error = outcome["error"]
+    try:
+        return store.complete_activity_task(
+            claim, error=error, retry_at=retry_at(claim, error, now), status=status, now=now
+        )
+    except (DataError, IntegrityError) as exc:
+        return _fail_for_good(claim, _refused(claim, "error", exc, error), status, now)
+
+
+def _refused(
+    claim: ActivityClaim, what: str, refusal: Exception, error: dict[str, Any]
+) -> dict[str, Any]:
+    """The error recorded when the database refused an attempt's result or error."""
+    logger.error(
+        "The database refused the %s of %s attempt %s (%s); failing the attempt for good.",
+        what,
+        claim.activity_name,
+        claim.attempt,
+        refusal,
     )
+    described = describe_exception(refusal)
+    message = (
+        f"The database refused to store the {what} of activity {claim.activity_name!r} "
+        f"attempt {claim.attempt} ({described['type']}: {described['message']})"
+    )
+    if error:
+        message += f"; the attempt failed with {error.get('type', '')}: {error.get('message', '')}"
+    return storable_error({**described, "message": f"{message}."})
+
+
+def _fail_for_good(claim: ActivityClaim, error: dict[str, Any], status: str, now: datetime) -> bool:
+    """Record a final failure; should even that be refused, an error of plain ASCII, so
+    that the row is never left leased, to be tried again at each lease."""
+    try:
+        return store.complete_activity_task(claim, error=error, status=status, now=now)
+    except (DataError, IntegrityError):
+        plain = {key: ascii(str(error.get(key, "")))[1:-1] for key in ("type", "message")}
+        return store.complete_activity_task(claim, error=plain, status=status, now=now)

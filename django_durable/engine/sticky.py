@@ -33,6 +33,10 @@ class StickyCache:
         """Remove and return the entry: whoever takes it puts it back only if it recorded."""
         return self._entries.pop(execution_id, None)
 
+    def clear(self) -> None:
+        """Forget every instance (they may belong to a workflow thread that was abandoned)."""
+        self._entries.clear()
+
     def put(self, execution_id: uuid.UUID, instance: WorkflowInstance, history_length: int) -> None:
         if self.size <= 0 or instance.done:
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -25,6 +26,7 @@ from ..conf import durable_setting
 from ..constants import ActivityStatus
 from ..exceptions import ActivityProcessDied, ActivityTimeoutError
 from ..payloads import describe_exception
+from ..registry import register
 from ..store import ActivityClaim, WorkflowClaim
 from ..store.db import alias, supports_notify
 from ..store.twins import async_twin
@@ -33,6 +35,7 @@ from .listener import Listener
 from .pool import ActivityPool, ProcessLost
 from .sticky import StickyCache
 from .workflow_task import run_workflow_task
+from .workflow_thread import WorkflowThread
 
 logger = logging.getLogger("django_durable.worker")
 asettle_activity = async_twin(settle_activity)
@@ -41,6 +44,9 @@ asettle_activity = async_twin(settle_activity)
 DATABASE_THREADS = 4  # transactions in flight at once, each on its own connection
 WATCHDOG_SECONDS = 0.2  # how often running activities are checked against their timeouts
 STATES_SECONDS = 0.5  # how often their heartbeats and cancellation are read from the database
+
+
+AttemptKey = tuple[int, int]  # (task id, attempt): a re-claimed task is a new attempt
 
 
 @dataclass
@@ -52,8 +58,37 @@ class RunningAttempt:
     deadline: float | None = None  # monotonic
     deadline_reason: str = ""
     heartbeat_timeout: float | None = None
-    doomed: str = ""  # why the worker stops it: "timeout: ..." or "canceled"
+    doomed: str = ""  # why the worker stops it: "timeout: ...", "canceled" or "superseded"
     cancel_noticed: float | None = None
+
+
+DB_WRITE_ATTEMPTS = 5  # a restarting database gets about this many seconds to come back
+
+
+async def _retrying(what: str, write, *args, **kwargs):
+    """A write that survives a database restart; None if it never got through.
+
+    Giving up loses nothing: what it would have written is redone when its lease expires.
+    """
+    for attempt in range(1, DB_WRITE_ATTEMPTS + 1):
+        try:
+            return await write(*args, **kwargs)
+        except DatabaseError as exc:
+            if attempt == DB_WRITE_ATTEMPTS:
+                logger.error("Could not %s (%s); leases will expire instead.", what, exc)
+                return None
+            await asyncio.sleep(1.0)
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exit code unknown"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 def _deadline(claim: ActivityClaim) -> tuple[float | None, str]:
@@ -87,10 +122,15 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.cache = StickyCache(durable_setting("STICKY_CACHE_SIZE"))
         self.uses_notify = supports_notify()
-        self.activities: dict[int, RunningAttempt] = {}
+        self.activities: dict[AttemptKey, RunningAttempt] = {}
         self.workflow_tasks: set[asyncio.Task] = set()
         self.listener: Listener | None = None
         self.pool: ActivityPool | None = None
+        self.workflow_thread = WorkflowThread(durable_setting("WORKFLOW_TASK_TIMEOUT"))
+        # Rolling deploys: claim only what this code can run; the rest waits for a worker
+        # that knows it, instead of being parked here as unknown.
+        self.workflow_names = sorted(register.workflows)
+        self.activity_names = sorted(register.activities)
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -112,12 +152,17 @@ class Worker:
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        await store.aregister_worker(self.id, self.options.queues)
+        await store.aregister_worker(
+            self.id,
+            self.options.queues,
+            workflows=self.workflow_names,
+            activities=self.activity_names,
+        )
         unparked = await store.aunpark_executions()
         if unparked:
             logger.warning("Retrying %d parked execution(s) with this code.", unparked)
         self.pool = ActivityPool(self.options.procs)
-        self.pool.warm_up()
+        self.pool.start()
         side_tasks = [
             asyncio.create_task(self._claim_loop(), name="claim"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
@@ -144,6 +189,7 @@ class Worker:
             for task in [stop, *side_tasks]:
                 task.cancel()
             self.pool.kill()
+            self.workflow_thread.close()
 
     async def _shutdown(self) -> None:
         """Let in-flight activities finish within the grace period; release the rest."""
@@ -155,11 +201,19 @@ class Worker:
             await asyncio.wait(running, timeout=self.options.grace)
         left = [a.claim.task_id for a in self.activities.values() if not a.task.done()]
         if left:
-            released = await store.arelease_activity_tasks(self.id, left)
-            logger.warning("Released %d unfinished activit(ies) for other workers.", released)
+            # Cut off by the operator, not failed: they run again as the same attempt.
+            released = await _retrying(
+                "release unfinished activities",
+                store.arelease_activity_tasks,
+                self.id,
+                left,
+                uncharged=True,
+            )
+            if released is not None:
+                logger.warning("Released %d unfinished activit(ies) for other workers.", released)
             for attempt in list(self.activities.values()):
                 attempt.task.cancel()
-        await store.abeat_worker(self.id, stopped=True)
+        await _retrying("record the worker's stop", store.abeat_worker, self.id, stopped=True)
 
     # -- claiming --------------------------------------------------------------------------
 
@@ -180,13 +234,20 @@ class Worker:
         activity_claims: list[ActivityClaim] = []
         if free > 0:
             activity_claims = await store.aclaim_activity_tasks(
-                self.id, min(self.options.batch, free), queues=self.options.queues or None
+                self.id,
+                min(self.options.batch, free),
+                queues=self.options.queues or None,
+                activity_names=self.activity_names,
             )
         for claim in activity_claims:
+            for key, older in self.activities.items():
+                if key[0] == claim.task_id:  # our lease lapsed and we took it back: a new
+                    older.doomed = "superseded"  # attempt runs, the old one's outcome is void
             deadline, reason = _deadline(claim)
-            self.activities[claim.task_id] = RunningAttempt(
+            key = (claim.task_id, claim.attempt)
+            self.activities[key] = RunningAttempt(
                 claim=claim,
-                task=asyncio.create_task(self._run_activity(claim)),
+                task=asyncio.create_task(self._run_activity(key, claim)),
                 deadline=deadline,
                 deadline_reason=reason,
                 heartbeat_timeout=claim.options.get("heartbeat_timeout"),
@@ -195,7 +256,9 @@ class Worker:
         # Refill in batches: claiming one task per finished one would cost a query each.
         if len(self.workflow_tasks) <= self.options.batch // 2:
             room = self.options.batch - len(self.workflow_tasks)
-            workflow_claims = await store.aclaim_workflow_tasks(self.id, room)
+            workflow_claims = await store.aclaim_workflow_tasks(
+                self.id, room, workflow_names=self.workflow_names
+            )
         for claim in workflow_claims:
             # In the background, so activities are claimed while a backlog of tasks runs.
             task = asyncio.create_task(self._run_workflow_task(claim))
@@ -211,7 +274,12 @@ class Worker:
         free = self.options.procs > len(self.activities)
         due = None
         if not self.workflow_tasks:  # else the next one to finish wakes the loop anyway
-            due = await store.anext_due_at(queues=self.options.queues or None, activities=free)
+            due = await store.anext_due_at(
+                queues=self.options.queues or None,
+                activities=free,
+                workflow_names=self.workflow_names,
+                activity_names=self.activity_names,
+            )
         if self.uses_notify and self.listener is not None and self.listener.connected.is_set():
             cap = durable_setting("SWEEP_SECONDS")
         elif self.uses_notify:
@@ -230,20 +298,29 @@ class Worker:
 
     async def _run_workflow_task(self, claim: WorkflowClaim) -> None:
         try:
-            await run_workflow_task(claim, cache=self.cache)
-        except Exception:
+            await run_workflow_task(claim, cache=self.cache, thread=self.workflow_thread)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # whatever it was, it must not end the worker
             logger.exception(
                 "Workflow task of %s failed; its lease will expire", claim.execution_id
             )
 
-    async def _run_activity(self, claim: ActivityClaim) -> None:
+    async def _run_activity(self, key: AttemptKey, claim: ActivityClaim) -> None:
         try:
             try:
-                outcome = await self.pool.run(claim)
+                outcome = await self.pool.run(key, claim)
             except ProcessLost as lost:
-                await self._settle_lost(claim, lost)
+                await self._settle_lost(key, claim, lost)
                 return
-            if not await asettle_activity(claim, outcome):
+            # A database blip must not cost a finished attempt its result: try for a while.
+            recorded = await _retrying(
+                f"record activity {claim.activity_name} attempt {claim.attempt}",
+                asettle_activity,
+                claim,
+                outcome,
+            )
+            if recorded is False:
                 logger.warning(
                     "Discarded the outcome of %s attempt %s: it no longer runs.",
                     claim.activity_name,
@@ -251,14 +328,14 @@ class Worker:
                 )
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except BaseException:  # whatever it was, it must not end the worker
             logger.exception("Recording activity %s failed; its lease will expire", claim.task_id)
         finally:
-            self.activities.pop(claim.task_id, None)
+            self.activities.pop(key, None)
             self._wake.set()
 
-    async def _settle_lost(self, claim: ActivityClaim, lost: ProcessLost) -> None:
-        attempt = self.activities.get(claim.task_id)
+    async def _settle_lost(self, key: AttemptKey, claim: ActivityClaim, lost: ProcessLost) -> None:
+        attempt = self.activities.get(key)
         doomed = attempt.doomed if attempt else ""
         if doomed.startswith("timeout"):
             error = describe_exception(
@@ -268,15 +345,13 @@ class Worker:
                 )
             )
             await asettle_activity(claim, {"error": error}, timed_out=True)
-        elif doomed == "canceled":
-            pass  # its row is already canceled
-        elif lost.intentional:  # stopped because another attempt had to be
-            await store.arelease_activity_tasks(self.id, [claim.task_id], uncharged=True)
+        elif doomed in ("canceled", "superseded"):
+            pass  # its row is canceled already, or another attempt owns it now
         else:
             error = describe_exception(
                 ActivityProcessDied(
                     f"The process running activity {claim.activity_name!r} attempt "
-                    f"{claim.attempt} died."
+                    f"{claim.attempt} died ({_describe_exit(lost.exitcode)})."
                 )
             )
             await asettle_activity(claim, {"error": error})
@@ -315,18 +390,21 @@ class Worker:
                     now - attempt.cancel_noticed >= self.options.cancel_grace
                 ):
                     attempt.doomed = "canceled"
-            if any(a.doomed and not a.task.done() for a in running):
-                logger.warning(
-                    "Stopping activity processes: %s",
-                    "; ".join(f"{a.claim.activity_name} {a.doomed}" for a in running if a.doomed),
-                )
-                self.pool.restart()
+            for attempt in running:
+                key = (attempt.claim.task_id, attempt.claim.attempt)
+                if attempt.doomed and not attempt.task.done() and self.pool.stop(key):
+                    logger.warning(
+                        "Stopped the process of activity %s attempt %s: %s.",
+                        attempt.claim.activity_name,
+                        attempt.claim.attempt,
+                        attempt.doomed,
+                    )
 
     async def _heartbeat_loop(self) -> None:
         every = durable_setting("LEASE_SECONDS") / 3
         while True:
             await asyncio.sleep(every)
-            held = list(self.activities)
+            held = sorted({attempt.claim.task_id for attempt in self.activities.values()})
             try:
                 if held:
                     await store.aextend_activity_leases(self.id, held)

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError, IntegrityError
 from django.utils import timezone
 
 from .. import store
 from ..constants import EventKind
+from ..exceptions import DurableError
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event, WorkflowInfo, WorkflowInstance, replay
 from ..store import Inbox, LeaseLost, WorkflowClaim
 from .sticky import StickyCache
+from .workflow_thread import WorkflowTaskStuck, WorkflowThread
+
+T = TypeVar("T")
+RunWorkflowCode = Callable[..., Awaitable[Any]]  # (fn, *args) -> fn's result, where code runs
+
+
+class UnstorableOutcome(DurableError):
+    """The database refused what a workflow task produced (a value it cannot store)."""
+
 
 logger = logging.getLogger("django_durable.engine")
 
@@ -66,7 +79,7 @@ async def _park(claim: WorkflowClaim, exc: BaseException) -> WorkflowTaskResult:
 
 
 async def _instance_for(
-    claim: WorkflowClaim, cache: StickyCache | None
+    claim: WorkflowClaim, cache: StickyCache | None, run: RunWorkflowCode
 ) -> tuple[WorkflowInstance, int]:
     """The workflow as of its recorded history, resumed from the cache when that is current."""
     cached = cache.take(claim.execution_id) if cache is not None else None
@@ -85,20 +98,36 @@ async def _instance_for(
         parent_id=claim.parent_id,
     )
     definition = register.get_workflow(claim.workflow_name)
-    return replay(definition, info, history[0].data["input"], history), len(history)
+    instance = await run(replay, definition, info, history[0].data["input"], history)
+    return instance, len(history)
+
+
+async def _here(fn: Callable[..., T], *args: Any) -> T:
+    """Run workflow code on the calling thread (run_workflow and tests)."""
+    return fn(*args)
 
 
 async def run_workflow_task(
-    claim: WorkflowClaim, *, now: datetime | None = None, cache: StickyCache | None = None
+    claim: WorkflowClaim,
+    *,
+    now: datetime | None = None,
+    cache: StickyCache | None = None,
+    thread: WorkflowThread | None = None,
 ) -> WorkflowTaskResult:
     """Run the claimed workflow task to its next wait and record it.
 
-    A non-determinism error (or a workflow this process does not know) parks the execution
-    untouched; a lost lease discards the work. Neither raises.
+    A non-determinism error (or a workflow this process does not know, or workflow code that
+    never yields on `thread`) parks the execution untouched; a lost lease discards the work;
+    an outcome the database refuses to store parks it too. None of these raises.
     """
     now = now or timezone.now()
+    if thread is not None:
+        what = f"{claim.workflow_name!r} (execution {claim.execution_id})"
+        run: RunWorkflowCode = functools.partial(thread.call, what)
+    else:
+        run = _here
     try:
-        instance, history_length = await _instance_for(claim, cache)
+        instance, history_length = await _instance_for(claim, cache, run)
         inbox = await store.aload_inbox(
             claim.execution_id,
             activities=instance.awaits_activities,
@@ -113,9 +142,14 @@ async def run_workflow_task(
             instance = None
         elif inputs or not instance.started:
             events = [started, *inputs]
-            events += instance.activate(events)
+            events += await run(instance.activate, events)
+        next_wake_at = None if instance is None else _next_wake(instance, claim.timeout_at)
     except DatabaseError:
         raise  # transient: the lease expires and the task is tried again
+    except WorkflowTaskStuck as exc:
+        if cache is not None:
+            cache.clear()  # their greenlets belong to the abandoned thread
+        return await _park(claim, exc)
     except Exception as exc:  # non-determinism, an unknown workflow, or a bug: never fatal
         return await _park(claim, exc)
     try:
@@ -126,12 +160,21 @@ async def run_workflow_task(
             delivered_activity_ids=[pk for pk, _ in inbox.activity_outcomes],
             delivered_child_ids=[pk for pk, _ in inbox.children],
             consumed_signal_ids=[pk for pk, _ in inbox.signals],
-            next_wake_at=None if instance is None else _next_wake(instance, claim.timeout_at),
+            next_wake_at=next_wake_at,
             now=now,
         )
     except LeaseLost as exc:
         logger.warning("%s", exc)
         return WorkflowTaskResult(instance=instance, lease_lost=True)
+    except (DataError, IntegrityError) as exc:
+        # Permanent for this task: trying it again would fail the same way, for ever.
+        return await _park(
+            claim,
+            UnstorableOutcome(
+                f"The database refused to record a workflow task of {claim.workflow_name!r}: "
+                f"{exc}".strip()
+            ),
+        )
     if cache is not None and instance is not None:
         cache.put(claim.execution_id, instance, history_length + len(events))
     return WorkflowTaskResult(instance=instance)

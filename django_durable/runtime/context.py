@@ -113,13 +113,25 @@ class WorkflowContext:
         return handle.result()
 
     def sleep(self, seconds: float) -> Any:
-        """Wait `seconds` on a durable timer, which holds no thread or process meanwhile."""
+        """Wait `seconds` on a durable timer, which holds no thread or process meanwhile.
+
+        Args:
+            seconds: at most 100 years (`MAX_DURATION_SECONDS`); a negative value counts as 0.
+
+        Raises:
+            ValueError: `seconds` is not finite or is over 100 years (raised here, before
+                anything is recorded, so the workflow may catch it).
+            TypeError: `seconds` is not a number.
+        """
         return self._instance.wait(self._instance.start_sleep(seconds))
 
     def wait_signal(self, name: str, timeout: float | None = None) -> Any:
         """Return the payload of the next signal called `name`; `None` if `timeout` passes first.
 
         Signals of one name are delivered in the order they were sent, one per call.
+
+        Raises:
+            ValueError, TypeError: `timeout` is out of range or not a number, as for `sleep`.
         """
         return self._instance.wait(self._instance.wait_signal(name, timeout))
 

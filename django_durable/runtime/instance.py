@@ -11,6 +11,8 @@ import asyncio
 import collections
 import functools
 import inspect
+import math
+import numbers
 import random
 import uuid
 from typing import Any
@@ -29,6 +31,7 @@ from ..exceptions import (
 from ..payloads import describe_exception, to_json_value
 from ..registry import (
     ACTIVITY_TIMEOUTS,
+    MAX_DURATION_SECONDS,
     ActivityDefinition,
     RetryPolicy,
     WorkflowDefinition,
@@ -40,6 +43,34 @@ from .loop import WorkflowLoop
 from .versioning import VersionMarkers
 
 
+def checked_seconds(value: Any, what: str, *, positive: bool = False) -> float:
+    """`value` as a duration in seconds, or a clear error raised at the workflow's own call.
+
+    Checked where the workflow asks, so that it can catch the error: an infinite or far-off
+    fire time, once recorded, would break every later workflow task of the execution. A
+    negative duration counts as 0 (as in `asyncio.sleep`) unless `positive` is required.
+
+    Raises:
+        TypeError: `value` is not a number.
+        ValueError: it is not finite, over `MAX_DURATION_SECONDS`, or not positive when
+            `positive` is required.
+    """
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a number of seconds, not {value!r}.")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not (math.isfinite(seconds) and seconds <= MAX_DURATION_SECONDS):
+        raise ValueError(
+            f"{what} must be a finite number of seconds, at most {MAX_DURATION_SECONDS} "
+            f"(100 years), not {value!r}."
+        )
+    if positive and seconds <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, not {value!r}.")
+    return max(0.0, seconds)
+
+
 class WorkflowInstance(VersionMarkers):
     def __init__(
         self, definition: WorkflowDefinition, info: WorkflowInfo, inputs: dict[str, Any]
@@ -47,13 +78,15 @@ class WorkflowInstance(VersionMarkers):
         self.definition = definition
         self.info = info
         self.inputs = inputs
-        self.loop = WorkflowLoop(self._start_timer)
+        self.loop = WorkflowLoop(self._start_asyncio_timer)
         self.ctx = WorkflowContext(self)
         self.random = random.Random(info.execution_id.int)
-        self.timers: dict[int, float] = {}  # pending timer seq -> fire time (epoch seconds)
+        # Timers the workflow still waits for: seq -> fire time (epoch seconds).
+        self.timers: dict[int, float] = {}
         self._seq = 0
         self._activities: dict[int, tuple[str, asyncio.Future]] = {}
-        self._timer_handles: dict[int, asyncio.TimerHandle] = {}
+        # Every timer not fired yet, canceled ones too: old histories may still fire those.
+        self._timer_handles: dict[int, _Timer] = {}
         self._signals: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self._signal_waiters: dict[str, collections.deque] = collections.defaultdict(
             collections.deque
@@ -189,10 +222,10 @@ class WorkflowInstance(VersionMarkers):
         self, workflow, inputs: dict[str, Any], execution_timeout: float | None
     ) -> ChildHandle:
         definition = register.get_workflow(workflow)
-        if execution_timeout is not None and (
-            not isinstance(execution_timeout, int | float) or execution_timeout <= 0
-        ):
-            raise ValueError("execution_timeout must be a positive number of seconds.")
+        if execution_timeout is not None:
+            execution_timeout = checked_seconds(
+                execution_timeout, "execution_timeout", positive=True
+            )
         try:
             inspect.signature(definition.fn).bind(None, **inputs)
         except TypeError as exc:
@@ -217,10 +250,11 @@ class WorkflowInstance(VersionMarkers):
         )
         return handle
 
-    def _start_timer(self, delay: float, callback, args, context) -> asyncio.TimerHandle:
+    def _start_timer(self, delay: float, callback, args, context) -> _Timer:
+        """Issue a timer command; `delay` has passed `checked_seconds`."""
         seq = self._next_seq()
         fire_at = self.loop.time() + delay
-        handle = asyncio.TimerHandle(fire_at, callback, args, self.loop, context)
+        handle = _Timer(self.timers, seq, fire_at, callback, args, self.loop, context)
         self.timers[seq] = fire_at
         self._timer_handles[seq] = handle
         self._commands.append(
@@ -228,19 +262,28 @@ class WorkflowInstance(VersionMarkers):
         )
         return handle
 
+    def _start_asyncio_timer(self, delay: float, callback, args, context) -> _Timer:
+        """The loop's `call_later`: `asyncio.sleep`, `wait_for` and `timeout` land here."""
+        what = "A timer in a workflow (asyncio.sleep, asyncio.wait_for, asyncio.timeout)"
+        return self._start_timer(checked_seconds(delay, what), callback, args, context)
+
     def start_sleep(self, seconds: float) -> asyncio.Future:
+        delay = checked_seconds(seconds, "ctx.sleep()")
         future = self.loop.create_future()
-        self._start_timer(float(seconds), _resolve, (future, None), None)
+        timer = self._start_timer(delay, _resolve, (future, None), None)
+        future.add_done_callback(lambda _: timer.cancel())  # e.g. under asyncio.wait_for
         return future
 
     def wait_signal(self, name: str, timeout: float | None) -> asyncio.Future:
+        if timeout is not None:  # checked first: the call fails the same way with or without
+            timeout = checked_seconds(timeout, "ctx.wait_signal()'s timeout")  # a signal
         future = self.loop.create_future()
         if self._signals[name]:
             future.set_result(self._signals[name].popleft())
             return future
         self._signal_waiters[name].append(future)
         if timeout is not None:
-            timer = self._start_timer(float(timeout), _resolve, (future, None), None)
+            timer = self._start_timer(timeout, _resolve, (future, None), None)
             future.add_done_callback(lambda _: timer.cancel())
         return future
 
@@ -341,8 +384,8 @@ def activity_options(definition: ActivityDefinition, overrides: dict[str, Any]) 
     options: dict[str, Any] = {"retry_policy": policy.to_dict()}
     for name in ACTIVITY_TIMEOUTS:
         value = overrides.get(name)
-        if value is not None and (not isinstance(value, int | float) or value <= 0):
-            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}.")
+        if value is not None:
+            value = checked_seconds(value, name, positive=True)
         value = value if value is not None else getattr(definition, name)
         if value is not None:
             options[name] = float(value)
@@ -376,6 +419,23 @@ class ChildHandle:
 
     def __await__(self):
         return self.future.__await__()
+
+
+class _Timer(asyncio.TimerHandle):
+    """A durable timer's handle. Canceling it (a signal came first, `asyncio.wait_for`
+    finished early) stops the workflow waiting for it, so the engine neither wakes it nor
+    records the timer firing."""
+
+    __slots__ = ("_pending", "_seq")
+
+    def __init__(self, pending: dict[int, float], seq: int, *args: Any) -> None:
+        super().__init__(*args)
+        self._pending = pending
+        self._seq = seq
+
+    def cancel(self) -> None:
+        self._pending.pop(self._seq, None)
+        super().cancel()
 
 
 def _resolve(future: asyncio.Future, value: Any) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import inspect
 import logging
+import sys
 from asyncio import events
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 logger = logging.getLogger("django_durable.runtime")
@@ -70,8 +73,15 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         try:
             while self._ready:
                 handle = self._ready.popleft()
-                if not handle._cancelled:
+                if handle._cancelled:
+                    continue
+                try:
                     handle._run()
+                except (SystemExit, KeyboardInterrupt):
+                    # Raised by workflow code (the worker takes its signals in its own loop).
+                    # A task re-raises these after storing them as its outcome, so they
+                    # reach whoever awaits it like any other exception, and never the worker.
+                    pass
         finally:
             events._set_running_loop(outer)
 
@@ -89,7 +99,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         *args: Any,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
-        return self._start_timer(max(0.0, delay), callback, args, context)
+        return self._start_timer(delay, callback, args, context)
 
     def call_at(
         self,
@@ -107,6 +117,15 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return _Future(self._next_identity(), loop=self)
 
     def create_task(self, coro, *, name=None, context=None) -> asyncio.Task:
+        caller = _as_completed_caller(coro)
+        if caller is not None:
+            _close_unstarted(coro, caller)
+            raise TypeError(
+                "asyncio.as_completed() takes futures or tasks in a workflow, not coroutines: "
+                "it would start them in memory-address order, which differs between runs, so "
+                "a replay could hand one call's result to another. Start them in a fixed order "
+                "first: asyncio.as_completed([asyncio.ensure_future(c) for c in coroutines])."
+            )
         task = _Task(self._next_identity(), coro, loop=self, name=name, context=context)
         # A suspended workflow is dropped on purpose (eviction, replay); that is no leak.
         task._log_destroy_pending = False
@@ -147,3 +166,46 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def set_exception_handler(self, handler) -> None:
         raise RuntimeError("A workflow's event loop has a fixed exception handler.")
+
+
+# `asyncio.as_completed` (and, from Python 3.13, the iterator it returns) wraps each awaitable
+# in a task while iterating a set of them: in memory-address order for coroutines.
+_AS_COMPLETED_CODES = frozenset(
+    fn.__code__
+    for fn in (
+        asyncio.tasks.as_completed,
+        getattr(getattr(asyncio.tasks, "_AsCompletedIterator", None), "__init__", None),
+    )
+    if hasattr(fn, "__code__")
+)
+
+
+def _as_completed_caller(coro) -> FrameType | None:
+    """The frame of `asyncio.as_completed` if it is turning a workflow's coroutine into a task.
+
+    The callers between it and `create_task` are `ensure_future` (and, on Python 3.11, a
+    set comprehension). Other awaitables come wrapped by `ensure_future` in
+    `_wrap_awaitable`; they are allowed, since only a future's completion orders them.
+    """
+    code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+    if code is not None and code.co_name == "_wrap_awaitable":
+        return None
+    frame = sys._getframe(2)
+    for _ in range(4):
+        if frame is None or frame.f_code in _AS_COMPLETED_CODES:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _close_unstarted(coro, caller: FrameType) -> None:
+    """Close the refused coroutines, so that none warns it was never awaited besides the
+    error (those of a generator argument are out of reach: it has been consumed)."""
+    coro.close()
+    given = caller.f_locals.get("fs", caller.f_locals.get("aws"))
+    if isinstance(given, list | tuple | set | frozenset):
+        for awaitable in given:
+            if inspect.iscoroutine(awaitable) and (
+                inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+            ):
+                awaitable.close()

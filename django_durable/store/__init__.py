@@ -28,12 +28,15 @@ from .executions import (
 from .signals import request_cancel, send_signal
 from .twins import async_twin, use_database_threads
 from .workers import (
+    annotate_waiting,
     beat_worker,
+    live_workers,
     next_due_at,
     prune_executions,
     register_worker,
     release_activity_tasks,
     unpark_executions,
+    unrunnable_work,
 )
 
 aattempt_states = async_twin(attempt_states)
@@ -55,6 +58,7 @@ anext_due_at = async_twin(next_due_at)
 aregister_worker = async_twin(register_worker)
 arelease_activity_tasks = async_twin(release_activity_tasks)
 aunpark_executions = async_twin(unpark_executions)
+aunrunnable_work = async_twin(unrunnable_work)
 
 __all__ = [
     "ActivityClaim",
@@ -72,6 +76,7 @@ __all__ = [
     "aload_history",
     "aload_inbox",
     "anext_due_at",
+    "annotate_waiting",
     "apark_execution",
     "arecord_workflow_task",
     "aregister_worker",
@@ -81,6 +86,7 @@ __all__ = [
     "astart_execution",
     "attempt_states",
     "aunpark_executions",
+    "aunrunnable_work",
     "beat_worker",
     "claim_activity_tasks",
     "claim_workflow_tasks",
@@ -88,6 +94,7 @@ __all__ = [
     "extend_activity_leases",
     "family_of",
     "get_execution",
+    "live_workers",
     "load_history",
     "load_inbox",
     "next_due_at",
@@ -101,5 +108,6 @@ __all__ = [
     "send_signal",
     "start_execution",
     "unpark_executions",
+    "unrunnable_work",
     "use_database_threads",
 ]

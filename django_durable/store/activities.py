@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,8 +13,8 @@ from django.db.models import F, Q
 
 from ..constants import ActivityStatus
 from ..models import ActivityTask
-from .db import alias, lease_deadline, now_or
-from .executions import wake_execution
+from .db import alias, lease_deadline, notify, now_or
+from .executions import locked_in_order, wake_execution
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,22 @@ def claim_activity_tasks(
     owner: str,
     limit: int,
     *,
-    queues: list[str] | None = None,
-    execution_ids: list[uuid.UUID] | None = None,
+    queues: Collection[str] | None = None,
+    execution_ids: Collection[uuid.UUID] | None = None,
     now: datetime | None = None,
+    activity_names: Collection[str] | None = None,
 ) -> list[ActivityClaim]:
-    """Start a new attempt of up to `limit` due activities, those with expired leases too."""
+    """Start a new attempt of up to `limit` due activities, those with expired leases too.
+
+    With `activity_names`, only those activities: a worker claims only what its code can
+    run, so during a rolling deploy a new activity waits for a worker that knows it.
+    """
     now = now_or(now)
     claimable = Q(status=ActivityStatus.QUEUED, due_at__lte=now) | Q(
         status=ActivityStatus.RUNNING, lease_until__lt=now
     )
+    if activity_names is not None:
+        claimable &= Q(activity_name__in=list(activity_names))
     with transaction.atomic(using=alias()):
         candidates = _tasks().filter(claimable)
         if queues:
@@ -110,8 +118,10 @@ def complete_activity_task(
 ) -> bool:
     """Record the attempt's outcome: a result, a final error, or an error to retry at `retry_at`.
 
-    A final outcome wakes the workflow. Returns False, writing nothing, when the attempt is
-    no longer current: a late result from a worker that lost its lease is discarded.
+    A final outcome wakes the workflow; a retry tells the other workers when it is due.
+    Returns False, writing nothing, when the attempt is no longer current: a late result
+    from a worker that lost its lease is discarded. May raise `DataError` for a value the
+    database refuses (the caller records a failure instead; see `engine.activities`).
     """
     now = now_or(now)
     if error is None:
@@ -120,12 +130,16 @@ def complete_activity_task(
         outcome = {"status": ActivityStatus.QUEUED, "error": error, "due_at": retry_at}
     else:
         outcome = {"status": status or ActivityStatus.FAILED, "error": error, "finished_at": now}
+    final = outcome["status"] != ActivityStatus.QUEUED
     with transaction.atomic(using=alias()):
-        updated = _current(claim).update(lease_owner="", lease_until=None, **outcome)
-        if not updated:
-            return False
-        if outcome["status"] != ActivityStatus.QUEUED:
+        if final:
+            # The execution before its activity: the store's lock order.
             wake_execution(claim.execution_id, now)
+        if not _current(claim).update(lease_owner="", lease_until=None, **outcome):
+            transaction.set_rollback(True, using=alias())  # the wake, too, is undone
+            return False
+        if not final:
+            notify("activity", claim.execution_id)  # others re-compute when to wake
     return True
 
 
@@ -153,8 +167,6 @@ def attempt_states(task_ids: list[int]) -> dict[int, tuple[str, datetime | None]
 def extend_activity_leases(owner: str, task_ids: list[int], *, now: datetime | None = None) -> int:
     """Renew this owner's leases on running activities; returns how many it still holds."""
     now = now_or(now)
-    return (
-        _tasks()
-        .filter(pk__in=task_ids, lease_owner=owner, status=ActivityStatus.RUNNING)
-        .update(lease_until=lease_deadline(now))
-    )
+    held = _tasks().filter(pk__in=task_ids, lease_owner=owner, status=ActivityStatus.RUNNING)
+    with transaction.atomic(using=alias()):  # row locks, in the store's order, need one
+        return locked_in_order(held).update(lease_until=lease_deadline(now))

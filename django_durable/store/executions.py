@@ -1,21 +1,40 @@
-"""Executions and their history: start, claim a workflow task, record its outcome, park."""
+"""Executions and their history: start, claim a workflow task, record its outcome, park.
+
+Lock order. Every transaction of the store takes its row locks in one order, so that two
+of them never wait for each other (a deadlock costs the loser a whole lease):
+
+1. executions before any other row, an ancestor before its descendants (a completing
+   child locks its parent, then itself; an ending parent locks itself, then its children
+   in primary-key order). A statement over many unrelated executions (a claim, an
+   unpark) skips locked rows instead of waiting;
+2. then activity tasks, in primary-key order (a multi-row update locks them through
+   `locked_in_order`);
+3. then pending signals; history rows are only inserted, under their execution's lock.
+
+So `complete_activity_task` wakes (locks) the execution before it updates the activity,
+`record_workflow_task` of a completing child wakes the parent before it fences its own
+row, `request_cancel` locks the parent of a child it may end, and `end_leftovers` cancels
+children before activities. Claims take rows with `SKIP LOCKED` and never wait, so they
+cannot take part in a deadlock.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce, Least
 
 from ..constants import ActivityStatus, EventKind, ExecutionStatus
 from ..exceptions import WorkflowNotFound
 from ..models import ActivityTask, HistoryEvent, PendingSignal, WorkflowExecution
-from ..payloads import to_json_value
+from ..payloads import check_text, storable_error, to_json_value
 from ..runtime.events import Event
 from .db import alias, lease_deadline, notify, now_or
 
@@ -54,6 +73,15 @@ def _at(moment: datetime | None) -> Value:
 
 def _executions():
     return WorkflowExecution.objects.using(alias())
+
+
+def locked_in_order(rows):
+    """`rows` for an update that locks them in primary-key order, in one statement.
+
+    A multi-row UPDATE locks rows in whatever order its plan visits them; two updates over
+    the same rows in different orders deadlock. The subquery locks them sorted instead.
+    """
+    return rows.filter(pk__in=rows.order_by("pk").select_for_update().values("pk"))
 
 
 def get_execution(execution_id: uuid.UUID | str) -> WorkflowExecution:
@@ -146,6 +174,8 @@ def start_execution(
     inputs = to_json_value(inputs, f"The input of workflow {workflow_name!r}")
     if not isinstance(inputs, dict):
         raise TypeError("A workflow's input is a dict of keyword arguments.")
+    if workflow_id is not None:
+        check_text(workflow_id, "The workflow_id")
     now = now_or(now)
     for _ in range(3):  # a racing start with the same workflow_id wins; return its id
         if workflow_id is not None and (existing := _reusable(workflow_id, id_reuse_policy)):
@@ -167,13 +197,20 @@ def claim_workflow_tasks(
     limit: int,
     *,
     now: datetime | None = None,
-    execution_ids: list[uuid.UUID] | None = None,
+    execution_ids: Collection[uuid.UUID] | None = None,
+    workflow_names: Collection[str] | None = None,
 ) -> list[WorkflowClaim]:
-    """Take the lease of up to `limit` due workflow tasks, expired leases included."""
+    """Take the lease of up to `limit` due workflow tasks, expired leases included.
+
+    With `workflow_names`, only executions of those workflows: a worker claims only what its
+    code can run, so during a rolling deploy new workflows wait for a worker that knows them.
+    """
     now = now_or(now)
     claimable = Q(status=ExecutionStatus.RUNNING, wake_at__lte=now) & (
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
+    if workflow_names is not None:
+        claimable &= Q(workflow_name__in=list(workflow_names))
     with transaction.atomic(using=alias()):
         candidates = _executions().filter(claimable)
         if execution_ids is not None:
@@ -307,6 +344,10 @@ def _fenced(claim: WorkflowClaim):
     return _executions().filter(pk=claim.execution_id, epoch=claim.epoch, lease_owner=claim.owner)
 
 
+def _lease_lost(claim: WorkflowClaim) -> LeaseLost:
+    return LeaseLost(f"Execution {claim.execution_id} is no longer leased to {claim.owner}.")
+
+
 def record_workflow_task(
     claim: WorkflowClaim,
     *,
@@ -321,29 +362,40 @@ def record_workflow_task(
     """Append a workflow task's events, schedule its activities and release its lease.
 
     All or nothing, and only while `claim` still holds the lease (`LeaseLost` otherwise).
-    An input that arrived while the task ran makes it due again at once.
+    An input that arrived while the task ran makes it due again at once, and tells the
+    other workers so. Rows are locked in the module's lock order: the parent of a
+    completing child first, then this execution, its children, its activities, its signals.
     """
     now = now_or(now)
     completion = next((e for e in events if e.kind in EventKind.TERMINAL), None)
-    changes: dict[str, Any] = {"lease_owner": "", "lease_until": None}
-    if completion is not None:
-        changes.update(
-            status=_COMPLETION_STATUS[completion.kind],
-            result=completion.data.get("result"),
-            error=completion.data.get("error"),
-            finished_at=now,
-            wake_at=None,
-        )
-    else:
-        changes["wake_at"] = Case(
-            When(~Q(inbox_version=claim.inbox_version), then=_at(now)),
-            default=_at(next_wake_at),
-        )
     scheduled = [e for e in events if e.kind == EventKind.ACTIVITY_SCHEDULED]
     children = [e for e in events if e.kind == EventKind.CHILD_WORKFLOW_STARTED]
+    released: dict[str, Any] = {"lease_owner": "", "lease_until": None}
     with transaction.atomic(using=alias()):
-        if not _fenced(claim).update(**changes):
-            raise LeaseLost(f"Execution {claim.execution_id} is no longer leased to {claim.owner}.")
+        if completion is None:
+            # The common case is one statement; only a missed input costs a second one.
+            if (
+                not _fenced(claim)
+                .filter(inbox_version=claim.inbox_version)
+                .update(wake_at=next_wake_at, **released)
+            ):
+                if not _fenced(claim).update(wake_at=now, **released):
+                    raise _lease_lost(claim)
+                notify("workflow", claim.execution_id)
+        else:
+            if claim.parent_id is not None:
+                wake_execution(claim.parent_id, now)  # the ancestor's lock comes first
+            if completion.data.get("error") is not None:  # an error must always be storable
+                completion.data["error"] = storable_error(completion.data["error"])
+            if not _fenced(claim).update(
+                status=_COMPLETION_STATUS[completion.kind],
+                result=completion.data.get("result"),
+                error=completion.data.get("error"),
+                finished_at=now,
+                wake_at=None,
+                **released,
+            ):
+                raise _lease_lost(claim)
         HistoryEvent.objects.using(alias()).bulk_create(
             HistoryEvent(
                 execution_id=claim.execution_id,
@@ -355,6 +407,20 @@ def record_workflow_task(
             )
             for offset, event in enumerate(events, start=1)
         )
+        if delivered_child_ids:
+            _executions().filter(pk__in=delivered_child_ids).update(delivered_to_parent=True)
+        for event in children:
+            _create_execution(
+                event.name,
+                event.data["input"],
+                now,
+                execution_id=uuid.UUID(event.data["execution_id"]),
+                parent_id=claim.execution_id,
+                parent_command_seq=event.command_seq,
+                timeout=event.data.get("timeout"),
+            )
+        if completion is not None:
+            end_leftovers(claim.execution_id, now)  # its children, then its activities
         ActivityTask.objects.using(alias()).bulk_create(
             ActivityTask(
                 execution_id=claim.execution_id,
@@ -372,46 +438,34 @@ def record_workflow_task(
             ActivityTask.objects.using(alias()).filter(pk__in=delivered_activity_ids).update(
                 delivered=True
             )
-        if delivered_child_ids:
-            _executions().filter(pk__in=delivered_child_ids).update(delivered_to_parent=True)
         if consumed_signal_ids:
             PendingSignal.objects.using(alias()).filter(pk__in=consumed_signal_ids).delete()
-        for event in children:
-            _create_execution(
-                event.name,
-                event.data["input"],
-                now,
-                execution_id=uuid.UUID(event.data["execution_id"]),
-                parent_id=claim.execution_id,
-                parent_command_seq=event.command_seq,
-                timeout=event.data.get("timeout"),
-            )
-        if completion is not None:
-            end_leftovers(claim.execution_id, now)
-            if claim.parent_id is not None:
-                wake_execution(claim.parent_id, now)
         if scheduled:
             notify("activity", claim.execution_id)
 
 
 def end_leftovers(execution_id: uuid.UUID, now: datetime) -> None:
-    """An execution ended: cancel its unfinished activities and ask its children to cancel.
+    """An execution ended: ask its children to cancel and cancel its unfinished activities.
 
+    Children first, in primary-key order, then the activities: the module's lock order.
     A running activity learns it at its next heartbeat and the worker stops its process
     if it does not stop by itself.
     """
-    ActivityTask.objects.using(alias()).filter(
-        execution_id=execution_id,
-        status__in=[ActivityStatus.QUEUED, ActivityStatus.RUNNING],
-    ).update(status=ActivityStatus.CANCELED, finished_at=now, delivered=True)
     live_children = _executions().filter(
         parent_id=execution_id, status__in=[ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED]
     )
-    for child_id in live_children.values_list("pk", flat=True):
+    for child_id in live_children.order_by("pk").values_list("pk", flat=True):
         _executions().filter(pk=child_id, cancel_requested=False).update(
             cancel_requested=True, cancel_reason="The parent execution ended."
         )
         wake_execution(child_id, now)
+    unfinished = ActivityTask.objects.using(alias()).filter(
+        execution_id=execution_id,
+        status__in=[ActivityStatus.QUEUED, ActivityStatus.RUNNING],
+    )
+    locked_in_order(unfinished).update(
+        status=ActivityStatus.CANCELED, finished_at=now, delivered=True
+    )
 
 
 def wake_execution(execution_id: uuid.UUID, now: datetime) -> None:
@@ -423,10 +477,18 @@ def wake_execution(execution_id: uuid.UUID, now: datetime) -> None:
     notify("workflow", execution_id)
 
 
-def park_execution(claim: WorkflowClaim, error: dict[str, str]) -> None:
-    """Block the execution on a non-determinism error without touching its history."""
+def park_execution(claim: WorkflowClaim, error: dict[str, Any]) -> None:
+    """Block the execution with `error` as the reason, without touching its history.
+
+    For a non-determinism error, a workflow this worker does not know, or a workflow task
+    whose outcome could not be recorded (the failed record rolled back; the lease still
+    holds): the error is made storable first, so parking itself cannot fail on it.
+    """
     with transaction.atomic(using=alias()):
         if not _fenced(claim).update(
-            status=ExecutionStatus.BLOCKED, error=error, lease_owner="", lease_until=None
+            status=ExecutionStatus.BLOCKED,
+            error=storable_error(error),
+            lease_owner="",
+            lease_until=None,
         ):
-            raise LeaseLost(f"Execution {claim.execution_id} is no longer leased to {claim.owner}.")
+            raise _lease_lost(claim)

@@ -1,4 +1,7 @@
-"""Inputs from outside an execution: signals and cancel requests."""
+"""Inputs from outside an execution: signals and cancel requests.
+
+Locks follow the order documented in `executions`: a parent before its child.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +15,17 @@ from django.db.models import Max
 from ..constants import EventKind, ExecutionStatus
 from ..exceptions import ExecutionFinished
 from ..models import HistoryEvent, PendingSignal
-from ..payloads import to_json_value
+from ..payloads import check_text, to_json_value
 from .db import alias, now_or
 from .executions import _executions, end_leftovers, get_execution, wake_execution
 
 
-def _locked_live_execution(execution_id: uuid.UUID | str, action: str):
-    get_execution(execution_id)  # a clear WorkflowNotFound for a malformed or unknown id
-    execution = _executions().select_for_update().get(pk=execution_id)
+def _locked_live_execution(execution_id: uuid.UUID | str, action: str, *, parent_first: bool):
+    """The execution, locked; with `parent_first`, its parent's row is locked before it."""
+    execution = get_execution(execution_id)  # a clear WorkflowNotFound for a bad id
+    if parent_first and execution.parent_id is not None:  # a parent never changes
+        list(_executions().select_for_update().filter(pk=execution.parent_id).values("pk"))
+    execution = _executions().select_for_update().get(pk=execution.pk)
     if execution.is_terminal:
         raise ExecutionFinished(
             f"Execution {execution.pk} is already {execution.status}; it cannot {action}."
@@ -31,10 +37,11 @@ def send_signal(
     execution_id: uuid.UUID | str, name: str, payload: Any = None, *, now: datetime | None = None
 ) -> None:
     """Queue a signal for the execution; delivered in order by its next workflow task."""
+    check_text(name, "The signal name")
     payload = to_json_value(payload, f"The payload of signal {name!r}")
     now = now_or(now)
     with transaction.atomic(using=alias()):
-        execution = _locked_live_execution(execution_id, "take signals")
+        execution = _locked_live_execution(execution_id, "take signals", parent_first=False)
         PendingSignal.objects.using(alias()).create(execution=execution, name=name, payload=payload)
         wake_execution(execution.pk, now)
 
@@ -70,11 +77,13 @@ def request_cancel(
 ) -> None:
     """Ask the execution to cancel; its workflow sees `CancelledError` at its next await.
 
-    A parked execution (blocked on non-determinism) is canceled at once instead.
+    A parked execution (blocked on non-determinism) is canceled at once instead, which
+    wakes its parent: so the parent's row is locked first.
     """
+    check_text(reason, "The cancel reason")
     now = now_or(now)
     with transaction.atomic(using=alias()):
-        execution = _locked_live_execution(execution_id, "be canceled")
+        execution = _locked_live_execution(execution_id, "be canceled", parent_first=True)
         if execution.status == ExecutionStatus.BLOCKED:
             _cancel_parked(execution, reason, now)
             return

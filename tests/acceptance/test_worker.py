@@ -171,6 +171,41 @@ def test_sigterm_past_the_grace_releases_the_activity_for_another_worker(start_w
     start_worker("--procs", "1")
     assert wait_workflow(execution_id, timeout=30) == "released"
     task = ActivityTask.objects.get()
-    assert (task.status, task.attempt) == (ActivityStatus.COMPLETED, 2)
+    # Stopped by the operator, not failed: it ran again as the same attempt, uncharged.
+    assert (task.status, task.attempt) == (ActivityStatus.COMPLETED, 1)
     assert HistoryEvent.objects.filter(kind=EventKind.ACTIVITY_COMPLETED).count() == 1
     assert Effect.objects.filter(name="released").count() == 1  # the killed attempt never wrote
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs a server to cut off")
+def test_sigterm_while_the_database_is_gone_still_exits_cleanly(start_worker):
+    """A database restarting during shutdown costs a log line, not a traceback and exit 1."""
+    import psycopg
+
+    start_workflow("testapp.long_activity", name="cut off", seconds=2)
+    worker = start_worker("--procs", "1", "--grace", "20")
+    wait_until(
+        lambda: ActivityTask.objects.filter(status=ActivityStatus.RUNNING).exists(), timeout=30
+    )
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"],
+        user=settings["USER"],
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            worker.signal(signal.SIGTERM)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [name],
+            )
+            assert worker.wait(timeout=60) == 0, worker.output()
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert "Traceback" not in worker.output()
+    assert "Could not record the worker's stop" in worker.output()

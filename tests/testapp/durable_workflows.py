@@ -263,3 +263,7 @@ async def bad_call_options(ctx) -> None:
 @register.workflow()
 async def transactional_heartbeat(ctx) -> None:
     await ctx.run_activity("testapp.transactional_heartbeat")
+
+
+# Workflows and activities of the reliability suites live in their own modules.
+from . import chaos, deploy_flows, engine_hostile, runtime_hostile  # noqa: E402, F401

@@ -83,6 +83,7 @@ def test_public_names_are_pinned():
         "RetryPolicy",
         "DurableError",
         "ExecutionFinished",
+        "InvalidArgument",
         "NonDeterminismError",
         "PayloadError",
         "WaitTimeout",
