@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
+import numbers
 import time
 import uuid
 from collections.abc import Callable
@@ -21,14 +23,17 @@ from .concurrency import in_event_loop
 from .constants import ExecutionStatus
 from .engine.inline import InlineRunner
 from .exceptions import (
+    InvalidArgument,
     NonDeterminismError,
     WaitTimeout,
     WorkflowCanceled,
     WorkflowFailed,
     WorkflowTimedOut,
 )
-from .models import WorkflowExecution
-from .registry import register
+from .models import PendingSignal, WorkflowExecution
+from .payloads import to_json_value
+from .registry import WorkflowDefinition, register
+from .runtime.instance import MAX_DURATION_SECONDS
 from .store.executions import IdReusePolicy
 
 
@@ -54,6 +59,72 @@ def _dual_from_async(fn: Callable) -> Callable:
     return call
 
 
+# -- argument checks: every refusal is an InvalidArgument, raised before anything is written --
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _max_length(model: type, field: str) -> int:
+    return model._meta.get_field(field).max_length
+
+
+def _checked_text(value: Any, what: str, max_length: int) -> str:
+    """`value` if it is a str that fits its column (1 to `max_length` characters).
+
+    NUL characters and lone surrogates are refused by the store, with a `PayloadError`.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string, not {_type_name(value)}.")
+    if not 0 < len(value) <= max_length:
+        raise InvalidArgument(
+            f"{what} must be 1 to {max_length} characters long, not {len(value)}."
+        )
+    return value
+
+
+def _checked_seconds(
+    value: Any, what: str, *, zero: bool = False, at_most: float = math.inf
+) -> float:
+    """`value` as a finite number of seconds above 0 (or 0 itself with `zero`), at most
+    `at_most`: an infinite, NaN or far-off duration would hang a wait or overflow a date."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidArgument(f"{what} must be a number of seconds, not {_type_name(value)}.")
+    try:
+        seconds, shown = float(value), repr(value)
+    except OverflowError:  # an int too large for a float (and, maybe, for repr)
+        seconds, shown = math.inf, "an integer that large"
+    if not math.isfinite(seconds) or seconds > at_most:
+        limit = f", at most {at_most:.0f}" if math.isfinite(at_most) else ""
+        raise InvalidArgument(f"{what} must be a finite number of seconds{limit}, not {shown}.")
+    if seconds < 0 or (seconds == 0 and not zero):
+        bound = "0 or more" if zero else "more than 0"
+        raise InvalidArgument(f"{what} must be {bound} seconds, not {shown}.")
+    return seconds
+
+
+def _checked_execution_id(value: Any) -> uuid.UUID | str:
+    """A UUID or its text; a malformed text is the store's `WorkflowNotFound`."""
+    if not isinstance(value, uuid.UUID | str):
+        raise InvalidArgument(f"execution_id must be a UUID or its text, not {_type_name(value)}.")
+    return value
+
+
+def _checked_workflow(workflow: Any) -> WorkflowDefinition:
+    """The definition `workflow` names; a name must fit the column it is stored in."""
+    if isinstance(workflow, str):
+        _checked_text(
+            workflow, "The workflow name", _max_length(WorkflowExecution, "workflow_name")
+        )
+    elif not callable(workflow):
+        raise InvalidArgument(
+            "workflow must be a registered workflow's name or function, "
+            f"not {_type_name(workflow)}."
+        )
+    return register.get_workflow(workflow)
+
+
 def _checked_start(
     workflow: str | Callable,
     inputs: dict,
@@ -61,13 +132,22 @@ def _checked_start(
     id_reuse_policy: str = IdReusePolicy.RETURN_EXISTING,
     execution_timeout: float | None = None,
 ) -> uuid.UUID:
-    definition = register.get_workflow(workflow)
+    definition = _checked_workflow(workflow)
     try:
         inspect.signature(definition.fn).bind(None, **inputs)
     except TypeError as exc:
-        raise TypeError(f"Bad input for workflow {definition.name!r}: {exc}.") from None
-    if execution_timeout is not None and execution_timeout <= 0:
-        raise ValueError("execution_timeout must be a positive number of seconds.")
+        raise InvalidArgument(f"Bad input for workflow {definition.name!r}: {exc}.") from None
+    if workflow_id is not None:
+        _checked_text(workflow_id, "workflow_id", _max_length(WorkflowExecution, "workflow_id"))
+    if not isinstance(id_reuse_policy, str) or id_reuse_policy not in IdReusePolicy.ALL:
+        raise InvalidArgument(
+            f"id_reuse_policy must be one of {', '.join(map(repr, IdReusePolicy.ALL))}, "
+            f"not {id_reuse_policy!r}."
+        )
+    if execution_timeout is not None:
+        execution_timeout = _checked_seconds(
+            execution_timeout, "execution_timeout", at_most=MAX_DURATION_SECONDS
+        )
     execution_id, _ = store.start_execution(
         definition.name,
         inputs,
@@ -103,8 +183,12 @@ def start_workflow(
 
     Raises:
         WorkflowNotFound: no workflow has that name.
-        PayloadError: the input is not JSON-serializable.
-        TypeError: the input does not fit the workflow's parameters.
+        PayloadError: the input is not JSON-serializable, too large, or holds what the
+            database cannot store (a NUL character, a lone surrogate); so is a workflow_id
+            holding either.
+        InvalidArgument (a TypeError and a ValueError): the input does not fit the
+            workflow's parameters, or `workflow`, `workflow_id`, `id_reuse_policy` or
+            `execution_timeout` is of the wrong type or out of range.
     """
     return _checked_start(workflow, inputs, workflow_id, id_reuse_policy, execution_timeout)
 
@@ -129,21 +213,32 @@ async def wait_workflow(
 ) -> Any:
     """Wait for an execution to end and return its result.
 
+    Args:
+        execution_id: the execution's id, a UUID or its text.
+        timeout: seconds to wait at most (0 looks once); None waits as long as it takes.
+        poll: seconds between the first two looks; the interval grows to 1 s.
+
     Raises:
         WorkflowFailed: the workflow raised (with its remote traceback text).
         WorkflowCanceled, WorkflowTimedOut: it ended that way.
         WorkflowNotFound: no execution has that id.
         WaitTimeout: `timeout` seconds passed first; the execution goes on.
+        InvalidArgument: `execution_id` is not a UUID or a str, or `timeout` or `poll` is
+            not a finite number of seconds (a NaN timeout would never pass).
     """
+    execution_id = _checked_execution_id(execution_id)
+    if timeout is not None:
+        timeout = _checked_seconds(timeout, "timeout", zero=True)
+    interval = _checked_seconds(poll, "poll")
     deadline = None if timeout is None else time.monotonic() + timeout
-    interval = poll
     while True:
         execution = await store.aget_execution(execution_id)
         if execution.is_terminal:
             return _outcome(execution)
-        if deadline is not None and time.monotonic() >= deadline:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
             raise WaitTimeout(f"Execution {execution.pk} did not end within {timeout} s.")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval if deadline is None else min(interval, deadline - now))
         interval = min(interval * 1.5, 1.0)
 
 
@@ -170,8 +265,13 @@ def send_signal(execution_id: uuid.UUID | str, name: str, payload: Any = None) -
     Raises:
         WorkflowNotFound: no execution has that id.
         ExecutionFinished: the execution has ended.
-        PayloadError: the payload is not JSON-serializable.
+        PayloadError: the payload is not JSON-serializable or too large, or the payload or
+            the name holds what the database cannot store (a NUL, a lone surrogate).
+        InvalidArgument: `execution_id` is not a UUID or a str, or `name` is not a str of
+            1 to 200 characters.
     """
+    execution_id = _checked_execution_id(execution_id)
+    _checked_text(name, "The signal name", _max_length(PendingSignal, "name"))
     store.send_signal(execution_id, name, payload)
 
 
@@ -182,5 +282,12 @@ def cancel_workflow(execution_id: uuid.UUID | str, reason: str = "") -> None:
     Raises:
         WorkflowNotFound: no execution has that id.
         ExecutionFinished: the execution has ended.
+        PayloadError: `reason` is over `DURABLE["MAX_PAYLOAD_BYTES"]` or holds what the
+            database cannot store (a NUL, a lone surrogate).
+        InvalidArgument: `execution_id` is not a UUID or a str, or `reason` is not a str.
     """
+    execution_id = _checked_execution_id(execution_id)
+    if not isinstance(reason, str):
+        raise InvalidArgument(f"reason must be a string, not {_type_name(reason)}.")
+    to_json_value(reason, "The cancel reason")  # it is stored in the history's JSON
     store.request_cancel(execution_id, reason)

@@ -8,6 +8,7 @@ a `DataError` each time a worker tries to record it. PostgreSQL's `jsonb` cannot
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -24,8 +25,14 @@ from .exceptions import PayloadError
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # A float written with a positive exponent (`1e+16`): PostgreSQL reads it back as an integer.
 _POSITIVE_EXPONENT = re.compile(r"\de\+")
+_STRING = re.compile(r'"(?:[^"\\]+|\\.)*"')
+_INNERMOST = re.compile(r"\[\]|\{\}")
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 NUMERIC_DIGITS = 131072  # digits before the decimal point PostgreSQL's numeric can hold
+# Built once: `json.dumps` with options other than the defaults builds an encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+MAX_NESTING = 200  # levels of lists and dicts a payload may have, whatever the stack depth
 MAX_ERROR_TEXT = 32_000  # characters kept of an error's message and of its traceback
 
 
@@ -39,8 +46,13 @@ def to_json_value(value: Any, what: str) -> Any:
     """
     try:
         # Not ASCII-escaped: a lone surrogate stays one character, found by the encode below.
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError) as exc:
+        text = _ENCODER.encode(value)
+    except RecursionError:
+        raise PayloadError(
+            f"{what} is nested more than {MAX_NESTING} levels deep; flatten it or store it "
+            f"as a string."
+        ) from None
+    except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} must be JSON-serializable: {exc}.") from None
     if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise PayloadError(
@@ -65,13 +77,52 @@ def to_json_value(value: Any, what: str) -> Any:
                 f"{what} contains an integer {place} of more than {NUMERIC_DIGITS} digits, "
                 f"more than PostgreSQL can store in JSON. Store it as a string."
             )
+    if text.count("[") + text.count("{") > MAX_NESTING and _too_deep(text):
+        raise PayloadError(
+            f"{what} is nested more than {MAX_NESTING} levels deep; flatten it or store it "
+            f"as a string."
+        )
     stored = json.loads(text)
+    # Written again, it reads the same unless two keys (1 and "1") became one: cheap in C.
+    if len(_ENCODER.encode(stored)) != len(text):
+        collided: list[str] = []
+        json.loads(text, object_pairs_hook=functools.partial(_object, collided))
+        raise PayloadError(
+            f"{what} has keys that become the same JSON key {collided[:1]} (JSON keys are "
+            f'strings, so 1 and "1" collide) and one value would be lost. Use distinct '
+            f"string keys."
+        )
     if "e+" in text and _POSITIVE_EXPONENT.search(text):  # json.dumps writes floats `1e+16`
         try:
             stored = _exact_floats(stored)
         except RecursionError:
             raise PayloadError(f"{what} is nested too deeply to be stored.") from None
     return stored
+
+
+def _object(collided: list[str], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as `json.loads` builds it, noting a key that occurs twice: the value
+    had keys, such as 1 and "1", that `json.dumps` writes the same."""
+    built = dict(pairs)
+    if len(built) != len(pairs):
+        seen: set[str] = set()
+        collided.extend(key for key, _ in pairs if key in seen or seen.add(key))
+    return built
+
+
+def _too_deep(text: str) -> bool:
+    """Whether lists and objects in JSON `text` nest more than `MAX_NESTING` deep.
+
+    A limit of its own, so what is accepted never depends on the caller's stack depth (a
+    value that just fits one thread's stack would fail in a worker's deeper one). Counted in
+    C: strings dropped, then innermost `[]` / `{}` pairs removed one level per round.
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(MAX_NESTING):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub("", brackets)
+    return bool(brackets)
 
 
 def check_text(text: str, what: str) -> str:

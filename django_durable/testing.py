@@ -91,12 +91,14 @@ def _event(item: Event | Mapping[str, Any], position: int) -> Event:
         raise ValueError(
             f"History event #{position} must be an Event or a dict with a 'kind', not {item!r}."
         )
-    return Event(
-        kind=item["kind"],
-        command_seq=item.get("command_seq"),
-        name=item.get("name") or "",
-        data=dict(item.get("data") or {}),
-    )
+    data, name, seq = item.get("data") or {}, item.get("name") or "", item.get("command_seq")
+    if not isinstance(data, Mapping) or not isinstance(name, str):
+        raise ValueError(
+            f"History event #{position} needs a dict 'data' and a text 'name', not {item!r}."
+        )
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
+        raise ValueError(f"History event #{position} has a 'command_seq' of {seq!r}, not a number.")
+    return Event(kind=item["kind"], command_seq=seq, name=name, data=dict(data))
 
 
 def _events(items: Any) -> list[Event]:
@@ -119,11 +121,21 @@ def _from_database(execution: WorkflowExecution | uuid.UUID | str) -> _History:
 def _from_export(export: Mapping[str, Any]) -> _History:
     if "events" not in export:
         raise ValueError("An exported history is a dict with an 'events' list.")
-    execution_id = export.get("execution_id")
+    execution_id, workflow_name = export.get("execution_id"), export.get("workflow_name")
+    if workflow_name is not None and not isinstance(workflow_name, str):
+        raise ValueError(f"An exported history's 'workflow_name' is text, not {workflow_name!r}.")
+    if not isinstance(export.get("input", {}), Mapping | None):
+        raise ValueError("An exported history's 'input' is a dict of keyword arguments.")
+    try:
+        execution_id = uuid.UUID(str(execution_id)) if execution_id else None
+    except ValueError:
+        raise ValueError(
+            f"An exported history's 'execution_id' is a UUID, not {execution_id!r}."
+        ) from None
     return _History(
         events=_events(export["events"]),
-        workflow_name=export.get("workflow_name"),
-        execution_id=uuid.UUID(str(execution_id)) if execution_id else None,
+        workflow_name=workflow_name,
+        execution_id=execution_id,
         inputs=export.get("input"),
     )
 
@@ -140,6 +152,8 @@ def load_export(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"Cannot read {os.fspath(path)!r}: {exc.strerror}.") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"{os.fspath(path)!r} is not valid JSON: {exc}.") from exc
+    except RecursionError:
+        raise ValueError(f"{os.fspath(path)!r} is nested too deeply to be a history.") from None
     if not isinstance(export, dict) or "events" not in export:
         raise ValueError(f"{os.fspath(path)!r} holds no exported history (no 'events' list).")
     return export

@@ -3,6 +3,7 @@ recording is permanent for that attempt or task: never a row retried at every le
 
 import sys
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import DataError, connection  # noqa: F401  (skipif conditions)
@@ -107,12 +108,29 @@ def test_floats_read_back_as_postgresql_returns_them():
     assert to_json_value("1e+16 in text", "x") == "1e+16 in text"
 
 
-def test_nesting_too_deep_is_a_payload_error():
-    value: list = []
-    for _ in range(100_000):
-        value = [value]
-    with pytest.raises(PayloadError, match="must be JSON-serializable"):
-        to_json_value(value, "The input")
+def _nested(levels: int, in_dict: bool = False) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = {"k": value} if in_dict else [value]
+    return value
+
+
+@pytest.mark.parametrize("in_dict", [False, True])
+def test_nesting_has_a_fixed_limit_whatever_the_stack(in_dict):
+    assert to_json_value(_nested(200, in_dict), "The input") == _nested(200, in_dict)
+    for levels in (201, 100_000):
+        with pytest.raises(PayloadError, match="nested more than 200 levels deep"):
+            to_json_value(_nested(levels, in_dict), "The input")
+    assert to_json_value(["[[[[" * 100, {"k": "{{" * 300}], "x") == [
+        "[[[[" * 100,
+        {"k": "{{" * 300},
+    ]
+
+
+def test_keys_that_become_one_json_key_are_refused():
+    with pytest.raises(PayloadError, match="become the same JSON key"):
+        to_json_value({1: "a", "1": "b"}, "The input")
+    assert to_json_value({1: "a", 2: "b"}, "x") == {"1": "a", "2": "b"}
 
 
 def test_floats_stored_and_read_back_are_what_the_workflow_saw():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -34,6 +35,24 @@ def parse_json_option(text: str, option: str) -> Any:
         return json.loads(text, parse_constant=_refuse_constant)
     except ValueError as exc:  # json.JSONDecodeError included
         raise CommandError(f"{option} is not valid JSON: {exc}.") from exc
+    except RecursionError:
+        raise CommandError(f"{option} is nested too deeply to be stored.") from None
+
+
+def check_amount(value: float | None, option: str, unit: str) -> None:
+    """Refuse a NaN, infinite or negative number of `unit` given to `option`, before any
+    write: argparse's `float` takes "nan" and "inf", which would hang a wait or overflow a
+    date.
+
+    Raises:
+        CommandError: naming the option and what it must be.
+    """
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise CommandError(f"{option} must be a finite number of {unit}, not {value}.")
+    if value < 0:
+        raise CommandError(f"{option} must not be negative.")
 
 
 def json_type_name(value: Any) -> str:

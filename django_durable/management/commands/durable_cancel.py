@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_durable.api import cancel_workflow
-from django_durable.exceptions import ExecutionFinished, WorkflowNotFound
+from django_durable.exceptions import DurableError
 
 from ._cli import command_errors
 
@@ -25,6 +25,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        with command_errors(WorkflowNotFound, ExecutionFinished):
+        with command_errors(DurableError):
             cancel_workflow(options["execution_id"], options["reason"])
         self.stdout.write(f"Requested cancellation of execution {options['execution_id']}.")

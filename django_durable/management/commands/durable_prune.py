@@ -10,6 +10,10 @@ from django.utils import timezone
 
 from django_durable import store
 
+from ._cli import check_amount
+
+MAX_BATCH = 10_000  # ids in one DELETE ... WHERE id IN (...); SQLite allows 32,766 parameters
+
 
 class Command(BaseCommand):
     help = (
@@ -26,15 +30,22 @@ class Command(BaseCommand):
             help="Delete executions that finished more than this many days ago.",
         )
         parser.add_argument(
-            "--batch", type=int, default=500, help="Executions deleted per transaction."
+            "--batch",
+            type=int,
+            default=500,
+            help=f"Executions deleted per transaction (1 to {MAX_BATCH}).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["older_than"] < 0:
-            raise CommandError("--older-than must not be negative.")
-        if options["batch"] < 1:
-            raise CommandError("--batch must be at least 1.")
-        before = timezone.now() - timedelta(days=options["older_than"])
+        check_amount(options["older_than"], "--older-than", "days")
+        if not 1 <= options["batch"] <= MAX_BATCH:
+            raise CommandError(f"--batch must be from 1 to {MAX_BATCH}, not {options['batch']}.")
+        try:
+            before = timezone.now() - timedelta(days=options["older_than"])
+        except OverflowError:
+            raise CommandError(
+                f"--older-than {options['older_than']:g} days reaches back before the year 1."
+            ) from None
         deleted = store.prune_executions(before, batch=options["batch"])
         self.stdout.write(
             f"Deleted {deleted} execution(s) that ended before {before:%Y-%m-%d %H:%M} UTC."

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_durable.api import send_signal
-from django_durable.exceptions import ExecutionFinished, PayloadError, WorkflowNotFound
+from django_durable.exceptions import DurableError
 
 from ._cli import command_errors, parse_json_option
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         payload = None
         if options["input"] is not None:
             payload = parse_json_option(options["input"], "--input")
-        with command_errors(WorkflowNotFound, ExecutionFinished, PayloadError):
+        with command_errors(DurableError):
             send_signal(options["execution_id"], options["name"], payload)
         self.stdout.write(
             f"Sent signal {options['name']!r} to execution {options['execution_id']}."

@@ -8,16 +8,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_durable.api import start_workflow, wait_workflow
-from django_durable.exceptions import (
-    PayloadError,
-    WaitTimeout,
-    WorkflowCanceled,
-    WorkflowFailed,
-    WorkflowNotFound,
-    WorkflowTimedOut,
-)
+from django_durable.exceptions import DurableError, WaitTimeout, WorkflowFailed
 
-from ._cli import command_errors, json_type_name, parse_json_option
+from ._cli import check_amount, command_errors, json_type_name, parse_json_option
+
+# start_workflow's own keyword arguments, which a workflow cannot take as inputs.
+START_OPTIONS = frozenset({"id_reuse_policy", "execution_timeout"})
 
 
 def format_result(result: Any) -> str:
@@ -62,6 +58,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["timeout"] is not None and not options["wait"]:
             raise CommandError("--timeout only applies with --wait.")
+        check_amount(options["timeout"], "--timeout", "seconds")
         inputs = parse_json_option(options["input"], "--input")
         if not isinstance(inputs, dict):
             raise CommandError(
@@ -70,7 +67,12 @@ class Command(BaseCommand):
             )
         if "workflow_id" in inputs:
             raise CommandError("--input cannot hold 'workflow_id': pass --workflow-id instead.")
-        with command_errors(WorkflowNotFound, PayloadError, TypeError):
+        if taken := sorted(START_OPTIONS & inputs.keys()):  # start_workflow would take them
+            raise CommandError(
+                f"--input cannot hold {taken[0]!r}: it is an option of start_workflow, "
+                "not an input of the workflow."
+            )
+        with command_errors(DurableError):
             execution_id = start_workflow(
                 options["name"], workflow_id=options["workflow_id"], **inputs
             )
@@ -87,6 +89,6 @@ class Command(BaseCommand):
                 f"{exc.error_type}: {' '.join(exc.message.split())} "
                 "(its traceback is stored on the execution)."
             ) from exc
-        except (WorkflowCanceled, WorkflowTimedOut) as exc:
-            raise CommandError(str(exc)) from exc
+        except DurableError as exc:  # canceled, timed out, or gone (pruned) meanwhile
+            raise CommandError(" ".join(str(exc).split())) from exc
         self.stdout.write(format_result(result))
