@@ -32,8 +32,7 @@ from .exceptions import (
 )
 from .models import PendingSignal, WorkflowExecution
 from .payloads import to_json_value
-from .registry import WorkflowDefinition, register
-from .runtime.instance import MAX_DURATION_SECONDS
+from .registry import MAX_DURATION_SECONDS, WorkflowDefinition, register
 from .store.executions import IdReusePolicy
 
 

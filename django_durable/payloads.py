@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json.encoder
 import re
 import sys
 import traceback
@@ -30,8 +31,31 @@ _INNERMOST = re.compile(r"\[\]|\{\}")
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 NUMERIC_DIGITS = 131072  # digits before the decimal point PostgreSQL's numeric can hold
-# Built once: `json.dumps` with options other than the defaults builds an encoder per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _make_encode() -> Callable[[Any], str]:
+    """`json.dumps(value, ensure_ascii=False, allow_nan=False)`, its C encoder built once:
+    `json.dumps` and `JSONEncoder.encode` build one per call, most of a small payload's cost.
+    Without circular-reference markers: a value that contains itself ends as the
+    `RecursionError` that `to_json_value` reports as nesting too deep."""
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+    if json.encoder.c_make_encoder is None:  # a Python without the C accelerator
+        return encoder.encode
+    c_encode = json.encoder.c_make_encoder(
+        None,  # markers
+        encoder.default,
+        json.encoder.encode_basestring,
+        None,  # indent
+        encoder.key_separator,
+        encoder.item_separator,
+        False,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+    return lambda value: "".join(c_encode(value, 0))
+
+
+_encode = _make_encode()
 MAX_NESTING = 200  # levels of lists and dicts a payload may have, whatever the stack depth
 MAX_ERROR_TEXT = 32_000  # characters kept of an error's message and of its traceback
 
@@ -46,11 +70,11 @@ def to_json_value(value: Any, what: str) -> Any:
     """
     try:
         # Not ASCII-escaped: a lone surrogate stays one character, found by the encode below.
-        text = _ENCODER.encode(value)
+        text = _encode(value)
     except RecursionError:
         raise PayloadError(
-            f"{what} is nested more than {MAX_NESTING} levels deep; flatten it or store it "
-            f"as a string."
+            f"{what} is nested more than {MAX_NESTING} levels deep (or contains itself); "
+            f"flatten it or store it as a string."
         ) from None
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} must be JSON-serializable: {exc}.") from None
@@ -84,7 +108,7 @@ def to_json_value(value: Any, what: str) -> Any:
         )
     stored = json.loads(text)
     # Written again, it reads the same unless two keys (1 and "1") became one: cheap in C.
-    if len(_ENCODER.encode(stored)) != len(text):
+    if len(_encode(stored)) != len(text):
         collided: list[str] = []
         json.loads(text, object_pairs_hook=functools.partial(_object, collided))
         raise PayloadError(
