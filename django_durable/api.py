@@ -33,7 +33,7 @@ from .exceptions import (
 from .models import PendingSignal, WorkflowExecution
 from .payloads import to_json_value
 from .registry import MAX_DURATION_SECONDS, WorkflowDefinition, register
-from .store.executions import IdReusePolicy
+from .store.starts import IdReusePolicy
 
 
 def _dual_from_sync(fn: Callable) -> Callable:

@@ -23,9 +23,9 @@ from .executions import (
     load_inbox,
     park_execution,
     record_workflow_task,
-    start_execution,
 )
 from .signals import request_cancel, send_signal
+from .starts import IdReusePolicy, start_execution
 from .twins import async_twin, use_database_threads
 from .workers import (
     annotate_waiting,
@@ -62,6 +62,7 @@ aunrunnable_work = async_twin(unrunnable_work)
 
 __all__ = [
     "ActivityClaim",
+    "IdReusePolicy",
     "Inbox",
     "LeaseLost",
     "WorkflowClaim",

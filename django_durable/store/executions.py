@@ -23,20 +23,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce, Least
 
 from ..constants import ActivityStatus, EventKind, ExecutionStatus
 from ..exceptions import WorkflowNotFound
 from ..models import ActivityTask, HistoryEvent, PendingSignal, WorkflowExecution
-from ..payloads import check_text, storable_error, to_json_value
+from ..payloads import storable_error
 from ..runtime.events import Event
 from .db import alias, lease_deadline, notify, now_or
+from .starts import create_execution
 
 
 class LeaseLost(Exception):
@@ -90,106 +91,6 @@ def get_execution(execution_id: uuid.UUID | str) -> WorkflowExecution:
         return _executions().get(pk=execution_id)
     except (WorkflowExecution.DoesNotExist, ValidationError, ValueError):
         raise WorkflowNotFound(f"No workflow execution has the id {str(execution_id)!r}.") from None
-
-
-class IdReusePolicy:
-    """What starting with a `workflow_id` does once the execution holding it has ended.
-
-    While an execution with the id runs, a start always returns that execution's id.
-    """
-
-    RETURN_EXISTING = "return_existing"  # the ended execution's id is returned
-    ALLOW_DUPLICATE = "allow_duplicate"  # a new execution starts
-    ALLOW_DUPLICATE_FAILED_ONLY = "allow_duplicate_failed_only"  # a new one, unless it completed
-
-    ALL = (RETURN_EXISTING, ALLOW_DUPLICATE, ALLOW_DUPLICATE_FAILED_ONLY)
-
-
-def _create_execution(
-    workflow_name: str,
-    inputs: dict[str, Any],
-    now: datetime,
-    *,
-    execution_id: uuid.UUID | None = None,
-    workflow_id: str | None = None,
-    parent_id: uuid.UUID | None = None,
-    parent_command_seq: int | None = None,
-    timeout: float | None = None,
-) -> WorkflowExecution:
-    """Insert an execution and its first history event; the caller holds the transaction."""
-    execution = _executions().create(
-        id=execution_id or uuid.uuid4(),
-        workflow_name=workflow_name,
-        workflow_id=workflow_id,
-        input=inputs,
-        parent_id=parent_id,
-        parent_command_seq=parent_command_seq,
-        timeout_at=now + timedelta(seconds=timeout) if timeout else None,
-        wake_at=now,
-    )
-    HistoryEvent.objects.using(alias()).create(
-        execution=execution,
-        sequence=1,
-        kind=EventKind.WORKFLOW_STARTED,
-        name=workflow_name,
-        data={"input": inputs, "timeout": timeout},
-    )
-    notify("workflow", execution.pk)
-    return execution
-
-
-def _reusable(workflow_id: str, policy: str) -> uuid.UUID | None:
-    """The id a start with `workflow_id` returns instead of starting; None to start anew."""
-    rows = _executions().filter(workflow_id=workflow_id).order_by("-created_at")
-    latest = rows.values_list("pk", "status").first()
-    if latest is None:
-        return None
-    pk, status = latest
-    if status not in ExecutionStatus.TERMINAL or policy == IdReusePolicy.RETURN_EXISTING:
-        return pk
-    if policy == IdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY and status == ExecutionStatus.COMPLETED:
-        return pk
-    return None
-
-
-def start_execution(
-    workflow_name: str,
-    inputs: dict[str, Any],
-    *,
-    workflow_id: str | None = None,
-    id_reuse_policy: str = IdReusePolicy.RETURN_EXISTING,
-    timeout: float | None = None,
-    now: datetime | None = None,
-) -> tuple[uuid.UUID, bool]:
-    """Commit a new execution and its first history event; return (id, created).
-
-    With a `workflow_id`, an execution that has it may be returned instead (nothing is
-    written): a running one always, an ended one as `id_reuse_policy` says.
-    """
-    if id_reuse_policy not in IdReusePolicy.ALL:
-        raise ValueError(
-            f"id_reuse_policy must be one of {', '.join(IdReusePolicy.ALL)}, "
-            f"not {id_reuse_policy!r}."
-        )
-    inputs = to_json_value(inputs, f"The input of workflow {workflow_name!r}")
-    if not isinstance(inputs, dict):
-        raise TypeError("A workflow's input is a dict of keyword arguments.")
-    if workflow_id is not None:
-        check_text(workflow_id, "The workflow_id")
-    now = now_or(now)
-    for _ in range(3):  # a racing start with the same workflow_id wins; return its id
-        if workflow_id is not None and (existing := _reusable(workflow_id, id_reuse_policy)):
-            return existing, False
-        try:
-            with transaction.atomic(using=alias()):
-                execution = _create_execution(
-                    workflow_name, inputs, now, workflow_id=workflow_id, timeout=timeout
-                )
-            return execution.pk, True
-        except IntegrityError:
-            if workflow_id is None:
-                raise
-    raise RuntimeError(f"Could not start or find an execution with workflow_id {workflow_id!r}.")
 
 
 def claim_workflow_tasks(
@@ -410,7 +311,7 @@ def record_workflow_task(
         if delivered_child_ids:
             _executions().filter(pk__in=delivered_child_ids).update(delivered_to_parent=True)
         for event in children:
-            _create_execution(
+            create_execution(
                 event.name,
                 event.data["input"],
                 now,

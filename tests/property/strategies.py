@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from django_durable.store.executions import IdReusePolicy
+from django_durable.store.starts import IdReusePolicy
 
 # -- text ------------------------------------------------------------------------------------
 
