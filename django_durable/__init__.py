@@ -29,6 +29,7 @@ _LAZY = {
     "register": "django_durable.registry",
     "RetryPolicy": "django_durable.registry",
     "start_workflow": "django_durable.api",
+    "start_workflows": "django_durable.api",
     "wait_workflow": "django_durable.api",
     "run_workflow": "django_durable.api",
     "send_signal": "django_durable.api",
@@ -62,6 +63,7 @@ __all__ = [
     "run_workflow",
     "send_signal",
     "start_workflow",
+    "start_workflows",
     "wait_workflow",
 ]
 

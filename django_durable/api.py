@@ -13,7 +13,7 @@ import math
 import numbers
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -124,6 +124,37 @@ def _checked_workflow(workflow: Any) -> WorkflowDefinition:
     return register.get_workflow(workflow)
 
 
+@functools.lru_cache(maxsize=1024)
+def _plain_keywords(fn: Callable) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The keyword arguments `fn` takes after its context, and those it requires; None if
+    its signature is not that plain (`*args`, `**kwargs`, positional-only parameters)."""
+    parameters = list(inspect.signature(fn).parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if not parameters or parameters[0].kind not in positional:
+        return None
+    rest = parameters[1:]
+    if any(parameter.kind not in keyword for parameter in rest):
+        return None
+    required = (parameter.name for parameter in rest if parameter.default is parameter.empty)
+    return frozenset(parameter.name for parameter in rest), frozenset(required)
+
+
+def _check_input_fits(definition: WorkflowDefinition, inputs: dict, what: str) -> None:
+    """Refuse `inputs` unless they bind to the workflow's parameters after its context.
+
+    A plain signature is checked with two set comparisons (a bulk start checks thousands);
+    anything else, and every refusal, goes through `Signature.bind` for its exact message.
+    """
+    keywords = _plain_keywords(definition.fn)
+    if keywords is not None and keywords[1] <= inputs.keys() <= keywords[0]:
+        return
+    try:
+        inspect.signature(definition.fn).bind(None, **inputs)
+    except TypeError as exc:
+        raise InvalidArgument(f"Bad {what} for workflow {definition.name!r}: {exc}.") from None
+
+
 def _checked_start(
     workflow: str | Callable,
     inputs: dict,
@@ -132,10 +163,7 @@ def _checked_start(
     execution_timeout: float | None = None,
 ) -> uuid.UUID:
     definition = _checked_workflow(workflow)
-    try:
-        inspect.signature(definition.fn).bind(None, **inputs)
-    except TypeError as exc:
-        raise InvalidArgument(f"Bad input for workflow {definition.name!r}: {exc}.") from None
+    _check_input_fits(definition, inputs, "input")
     if workflow_id is not None:
         _checked_text(workflow_id, "workflow_id", _max_length(WorkflowExecution, "workflow_id"))
     if not isinstance(id_reuse_policy, str) or id_reuse_policy not in IdReusePolicy.ALL:
@@ -190,6 +218,63 @@ def start_workflow(
             `execution_timeout` is of the wrong type or out of range.
     """
     return _checked_start(workflow, inputs, workflow_id, id_reuse_policy, execution_timeout)
+
+
+def _checked_batch(definition: WorkflowDefinition, inputs: Any) -> list[dict]:
+    """`inputs` as a list, each item a dict that fits the workflow's parameters."""
+    if isinstance(inputs, dict | str | bytes) or not isinstance(inputs, Iterable):
+        raise InvalidArgument(
+            f"inputs must be an iterable of dicts (one per execution), not {_type_name(inputs)}."
+        )
+    batch = list(inputs)
+    for index, each in enumerate(batch):
+        if not isinstance(each, dict):
+            raise InvalidArgument(
+                f"inputs[{index}] must be a dict of keyword arguments, not {_type_name(each)}."
+            )
+        _check_input_fits(definition, each, f"input {index}")
+    return batch
+
+
+@_dual_from_sync
+def start_workflows(
+    workflow: str | Callable,
+    inputs: Iterable[dict[str, Any]],
+    /,
+    *,
+    execution_timeout: float | None = None,
+) -> list[uuid.UUID]:
+    """Start one execution of a workflow per input, all at once; return their ids in order.
+
+    All or nothing: every input is checked first, and a bad one refuses the whole batch
+    (the error names its index) before anything is written; the executions are then
+    committed in one transaction, with one wake-up for the workers. Much faster than
+    `start_workflow` in a loop. There is no `workflow_id`: start those one by one.
+
+    Args:
+        workflow: the workflow's registered name or function.
+        inputs: an iterable of dicts, each the JSON-serializable keyword arguments of one
+            execution. An empty one starts nothing and returns [].
+        execution_timeout: seconds after which each execution times out; by default the
+            workflow's `@register.workflow(timeout=...)`.
+
+    Raises:
+        WorkflowNotFound: no workflow has that name.
+        PayloadError: an input is not JSON-serializable, too large, or holds what the
+            database cannot store (a NUL character, a lone surrogate).
+        InvalidArgument (a TypeError and a ValueError): `inputs` is not an iterable of
+            dicts, an input does not fit the workflow's parameters, or `workflow` or
+            `execution_timeout` is of the wrong type or out of range.
+    """
+    definition = _checked_workflow(workflow)
+    batch = _checked_batch(definition, inputs)
+    if execution_timeout is not None:
+        execution_timeout = _checked_seconds(
+            execution_timeout, "execution_timeout", at_most=MAX_DURATION_SECONDS
+        )
+    return store.start_executions(
+        definition.name, batch, timeout=execution_timeout or definition.timeout
+    )
 
 
 def _outcome(execution: WorkflowExecution) -> Any:

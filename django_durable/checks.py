@@ -55,6 +55,14 @@ def check_durable_settings(app_configs=None, **kwargs):
                 id="django_durable.E005",
             )
         )
+    per_process = user.get("ASYNC_ACTIVITIES_PER_PROCESS", DEFAULTS["ASYNC_ACTIVITIES_PER_PROCESS"])
+    if not isinstance(per_process, int) or isinstance(per_process, bool) or per_process < 1:
+        errors.append(
+            Error(
+                "DURABLE['ASYNC_ACTIVITIES_PER_PROCESS'] must be a whole number, at least 1.",
+                id="django_durable.E007",
+            )
+        )
     if alias in settings.DATABASES and connections[alias].vendor == "sqlite":
         mode = str(connections[alias].settings_dict["OPTIONS"].get("transaction_mode") or "")
         if mode.upper() not in ("IMMEDIATE", "EXCLUSIVE"):

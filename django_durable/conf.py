@@ -17,6 +17,9 @@ DEFAULTS = {
     # Seconds workflow code may run in one workflow task without yielding; past it the task
     # is stopped and the execution parked (a busy loop or a blocking call such as time.sleep).
     "WORKFLOW_TASK_TIMEOUT": 2.0,
+    # `async def` activity attempts one activity process runs at once, as tasks of its event
+    # loop (a `def` attempt always has its process to itself).
+    "ASYNC_ACTIVITIES_PER_PROCESS": 500,
     # Seconds between safety sweeps when woken by NOTIFY.
     "SWEEP_SECONDS": 30.0,
     # Retry policy of activities that set none (keyword arguments of RetryPolicy).

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DataError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connections, transaction
 from django.utils import timezone
 
 from .. import activity, store
@@ -32,24 +33,47 @@ class _CompletionRejected(Exception):
     """The attempt lost its lease: roll its transaction back."""
 
 
+_helper: ThreadPoolExecutor | None = None
+_helper_lock = threading.Lock()
+
+
 def _outside_loop(fn, *args):
-    """Run a sync database call; from inside an `async def` activity, in a helper thread."""
+    """Run a sync database call; from inside an `async def` activity, on a helper thread.
+
+    Django refuses sync database access on a thread that runs an event loop, and
+    `activity.heartbeat()` is a sync call made from async code. The call waits for the helper
+    (one short UPDATE, about a millisecond, on a connection the helper keeps), so other async
+    attempts of the same process pause that long. Waiting is what lets `heartbeat()` raise
+    `ActivityCanceled` at the very call that learns of the cancellation; heartbeats are
+    throttled per attempt, so the pauses stay rare. One helper thread per process, kept: a
+    new thread per call would open a new database connection per heartbeat.
+    """
     if not in_event_loop():
         return fn(*args)
-    box: dict[str, Any] = {}
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="durable-heartbeat")
+    return _helper.submit(_on_kept_connection, fn, *args).result()
 
-    def target():
-        try:
-            box["value"] = fn(*args)
-        except BaseException as exc:
-            box["error"] = exc
 
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+def _on_kept_connection(fn, *args):
+    """`fn(*args)`; once more on a fresh connection if the kept one has gone stale (the
+    server closed it while idle, the database restarted). The calls made here are
+    idempotent updates."""
+    try:
+        return fn(*args)
+    except DatabaseError:
+        connections[alias()].close()
+        return fn(*args)
+
+
+def release_helper_connections() -> None:
+    """Close the connections of `_outside_loop`'s helper thread, at the end of a run of async
+    attempts: kept between heartbeats, not for ever (a test database must be droppable, a
+    server's idle connections are few)."""
+    if _helper is not None:
+        _helper.submit(connections.close_all).result()
 
 
 class _Heartbeat:
@@ -82,9 +106,53 @@ def execute_activity(claim: ActivityClaim) -> dict[str, Any]:
     """Run the attempt in this thread; return `{"result": ...}`, `{"error": {...}}`, or
     `RECORDED` for a transactional activity, which records its own completion.
 
-    Used by the activity processes and by `run_workflow`. User code may raise anything,
+    Used by the activity processes for `def` activities and by `run_workflow` for both kinds
+    (an `async def` one gets an event loop of its own here). User code may raise anything,
     `BaseException` included: it becomes the attempt's error, never the caller's.
     """
+    token = activity.current.set(_running_activity(claim))
+    try:
+        definition = register.get_activity(claim.activity_name)
+        if claim.options.get("transactional"):
+            return _execute_transactionally(claim, definition)
+        if definition.is_async:
+            try:
+                value = asyncio.run(definition.fn(*claim.args, **claim.kwargs))
+            finally:
+                release_helper_connections()
+        else:
+            value = definition.fn(*claim.args, **claim.kwargs)
+        return _succeeded(claim, value)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the attempt's error
+        return _failed(claim, exc)
+    finally:
+        activity.current.reset(token)
+
+
+async def execute_activity_async(claim: ActivityClaim) -> dict[str, Any]:
+    """`execute_activity` for an `async def` activity, as one task on the caller's loop, so
+    that an activity process runs many attempts at once on one loop.
+
+    Same contract: the outcome as a dict, whatever the code raises (cancelling the task
+    included, which becomes a `CancelledError` error). `activity.current` is set in this
+    task's own context, so `activity.info()` answers for this attempt alone. A `def` (or
+    transactional) activity, which the activity processes never send here, runs on a thread
+    so that it cannot block the loop.
+    """
+    token = activity.current.set(_running_activity(claim))
+    try:
+        definition = register.get_activity(claim.activity_name)
+        if claim.options.get("transactional") or not definition.is_async:
+            return await asyncio.to_thread(execute_activity, claim)
+        value = await definition.fn(*claim.args, **claim.kwargs)
+        return _succeeded(claim, value)
+    except BaseException as exc:  # CancelledError and SystemExit too: the attempt's error
+        return _failed(claim, exc)
+    finally:
+        activity.current.reset(token)
+
+
+def _running_activity(claim: ActivityClaim) -> activity.RunningActivity:
     info = activity.ActivityInfo(
         execution_id=claim.execution_id,
         command_seq=claim.command_seq,
@@ -92,21 +160,16 @@ def execute_activity(claim: ActivityClaim) -> dict[str, Any]:
         activity_name=claim.activity_name,
         heartbeat_details=claim.heartbeat_details,
     )
-    token = activity.current.set(activity.RunningActivity(info, _Heartbeat(claim)))
-    try:
-        definition = register.get_activity(claim.activity_name)
-        if claim.options.get("transactional"):
-            return _execute_transactionally(claim, definition)
-        if definition.is_async:
-            value = asyncio.run(definition.fn(*claim.args, **claim.kwargs))
-        else:
-            value = definition.fn(*claim.args, **claim.kwargs)
-        return {"result": to_json_value(value, f"The result of activity {claim.activity_name!r}")}
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the attempt's error
-        logger.info("Activity %s attempt %s failed: %r", claim.activity_name, claim.attempt, exc)
-        return {"error": describe_exception(exc)}
-    finally:
-        activity.current.reset(token)
+    return activity.RunningActivity(info, _Heartbeat(claim))
+
+
+def _succeeded(claim: ActivityClaim, value: Any) -> dict[str, Any]:
+    return {"result": to_json_value(value, f"The result of activity {claim.activity_name!r}")}
+
+
+def _failed(claim: ActivityClaim, exc: BaseException) -> dict[str, Any]:
+    logger.info("Activity %s attempt %s failed: %r", claim.activity_name, claim.attempt, exc)
+    return {"error": describe_exception(exc)}
 
 
 def _execute_transactionally(claim: ActivityClaim, definition) -> dict[str, Any]:

@@ -17,6 +17,10 @@ from ..runtime import WorkflowInstance
 class CachedInstance:
     instance: WorkflowInstance
     history_length: int
+    # The lease epoch of the workflow task that recorded it. History is appended only
+    # under a lease and every lease bumps the epoch, so a claim at `epoch + 1` proves that
+    # nobody else ran a workflow task since: the instance is current without a query.
+    epoch: int
 
 
 class StickyCache:
@@ -29,6 +33,9 @@ class StickyCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, execution_id: uuid.UUID) -> bool:
+        return execution_id in self._entries
+
     def take(self, execution_id: uuid.UUID) -> CachedInstance | None:
         """Remove and return the entry: whoever takes it puts it back only if it recorded."""
         return self._entries.pop(execution_id, None)
@@ -37,10 +44,16 @@ class StickyCache:
         """Forget every instance (they may belong to a workflow thread that was abandoned)."""
         self._entries.clear()
 
-    def put(self, execution_id: uuid.UUID, instance: WorkflowInstance, history_length: int) -> None:
+    def put(
+        self,
+        execution_id: uuid.UUID,
+        instance: WorkflowInstance,
+        history_length: int,
+        epoch: int,
+    ) -> None:
         if self.size <= 0 or instance.done:
             return
-        self._entries[execution_id] = CachedInstance(instance, history_length)
+        self._entries[execution_id] = CachedInstance(instance, history_length, epoch)
         self._entries.move_to_end(execution_id)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)

@@ -15,33 +15,37 @@ import signal
 import socket
 import time
 import uuid
+from collections import deque
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import store
 from ..conf import durable_setting
-from ..constants import ActivityStatus
+from ..constants import ActivityStatus, EventKind
 from ..exceptions import ActivityProcessDied, ActivityTimeoutError
 from ..payloads import describe_exception
 from ..registry import register
+from ..runtime import Event
 from ..store import ActivityClaim, WorkflowClaim
 from ..store.db import alias, supports_notify
-from ..store.twins import async_twin
-from .activities import settle_activity
 from .listener import Listener
-from .pool import ActivityPool, ProcessLost
+from .outcomes import OutcomeRecorder
+from .pool import ActivityPool, ProcessLost, runs_async
 from .sticky import StickyCache
-from .workflow_task import run_workflow_task
+from .workflow_task import run_workflow_tasks
 from .workflow_thread import WorkflowThread
 
 logger = logging.getLogger("django_durable.worker")
-asettle_activity = async_twin(settle_activity)
 
 
 DATABASE_THREADS = 4  # transactions in flight at once, each on its own connection
+POOL_READY_SECONDS = 30.0  # a child that takes longer (import error?) is waited for no more
+WORKFLOW_BATCHES = 2  # batches of workflow tasks in flight: one records while one runs
 WATCHDOG_SECONDS = 0.2  # how often running activities are checked against their timeouts
 STATES_SECONDS = 0.5  # how often their heartbeats and cancellation are read from the database
 
@@ -51,10 +55,14 @@ AttemptKey = tuple[int, int]  # (task id, attempt): a re-claimed task is a new a
 
 @dataclass
 class RunningAttempt:
-    """An activity attempt in a child process, with what the watchdog needs to stop it."""
+    """An activity attempt this worker holds: waiting for room in the pool (`task` None),
+    running in a child process, or waiting for its outcome's transaction; with what the
+    watchdog needs to stop it."""
 
     claim: ActivityClaim
-    task: asyncio.Task
+    is_async: bool
+    task: asyncio.Task | None = None
+    started_at: datetime | None = None  # when it went to the pool (heartbeat timeouts)
     deadline: float | None = None  # monotonic
     deadline_reason: str = ""
     heartbeat_timeout: float | None = None
@@ -122,15 +130,19 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.cache = StickyCache(durable_setting("STICKY_CACHE_SIZE"))
         self.uses_notify = supports_notify()
-        self.activities: dict[AttemptKey, RunningAttempt] = {}
-        self.workflow_tasks: set[asyncio.Task] = set()
+        self.activities: dict[AttemptKey, RunningAttempt] = {}  # every attempt held here
+        self.pending: deque[AttemptKey] = deque()  # held, waiting for room in the pool
+        self.workflow_claims: deque[WorkflowClaim] = deque()  # claimed, not yet running
+        self.workflow_tasks: set[asyncio.Task] = set()  # batches running
         self.listener: Listener | None = None
         self.pool: ActivityPool | None = None
+        self.recorder: OutcomeRecorder | None = None
         self.workflow_thread = WorkflowThread(durable_setting("WORKFLOW_TASK_TIMEOUT"))
         # Rolling deploys: claim only what this code can run; the rest waits for a worker
         # that knows it, instead of being parked here as unknown.
         self.workflow_names = sorted(register.workflows)
         self.activity_names = sorted(register.activities)
+        self._runnable_activities = frozenset(self.activity_names)
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -163,6 +175,9 @@ class Worker:
             logger.warning("Retrying %d parked execution(s) with this code.", unparked)
         self.pool = ActivityPool(self.options.procs)
         self.pool.start()
+        await self._pool_ready()
+        self.recorder = OutcomeRecorder(self._held_in_memory, self._continue_here)
+        recorder = asyncio.create_task(self.recorder.run(), name="recorder")
         side_tasks = [
             asyncio.create_task(self._claim_loop(), name="claim"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
@@ -173,33 +188,48 @@ class Worker:
             side_tasks.append(asyncio.create_task(self.listener.run(), name="listener"))
         stop = asyncio.create_task(self._stopping.wait(), name="stop")
         try:
-            done, _ = await asyncio.wait([stop, *side_tasks], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [stop, recorder, *side_tasks], return_when=asyncio.FIRST_COMPLETED
+            )
             self._stopping.set()
             self._wake.set()
             claim_task = side_tasks[0]
             if claim_task not in done:
                 await claim_task  # it finishes its current round, claiming nothing more
-            if self.workflow_tasks:
+            while self.workflow_tasks:  # a batch may hand on the claims that came with it
                 await asyncio.wait(list(self.workflow_tasks))
             await asyncio.shield(self._shutdown())
             for task in done:
                 if task is not stop and task.exception() is not None:
                     raise task.exception()
         finally:
-            for task in [stop, *side_tasks]:
+            for task in [stop, recorder, *side_tasks]:
                 task.cancel()
             self.pool.kill()
             self.workflow_thread.close()
 
+    async def _pool_ready(self) -> None:
+        """Wait (a while) for the activity processes to be up before claiming: an attempt
+        this worker holds should start at once, not wait for Django to set up."""
+        deadline = time.monotonic() + POOL_READY_SECONDS
+        while self.pool.room(False) < self.options.procs and time.monotonic() < deadline:  # noqa: ASYNC110 (the pool has no readiness event)
+            await asyncio.sleep(0.02)
+
     async def _shutdown(self) -> None:
         """Let in-flight activities finish within the grace period; release the rest."""
-        running = [attempt.task for attempt in self.activities.values()]
+        unstarted = [self.activities[key].claim.task_id for key in self.pending]
+        for key in self.pending:
+            self.activities.pop(key, None)
+        self.pending.clear()
+        running = [attempt.task for attempt in self.activities.values() if attempt.task]
         if running:
             logger.warning(
                 "Waiting up to %.0f s for %d activit(ies).", self.options.grace, len(running)
             )
             await asyncio.wait(running, timeout=self.options.grace)
-        left = [a.claim.task_id for a in self.activities.values() if not a.task.done()]
+        left = unstarted + [
+            a.claim.task_id for a in self.activities.values() if a.task and not a.task.done()
+        ]
         if left:
             # Cut off by the operator, not failed: they run again as the same attempt.
             released = await _retrying(
@@ -212,7 +242,8 @@ class Worker:
             if released is not None:
                 logger.warning("Released %d unfinished activit(ies) for other workers.", released)
             for attempt in list(self.activities.values()):
-                attempt.task.cancel()
+                if attempt.task is not None:
+                    attempt.task.cancel()
         await _retrying("record the worker's stop", store.abeat_worker, self.id, stopped=True)
 
     # -- claiming --------------------------------------------------------------------------
@@ -228,55 +259,51 @@ class Worker:
                 logger.error("Database error while claiming (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1.0)
 
+    def _activity_room(self) -> tuple[int, int]:
+        """How many more activities of each kind (def, async def) this worker takes on:
+        the pool's free room, and as many again waiting here, so no slot waits for a claim
+        round trip."""
+        waiting = [self.activities[key].is_async for key in self.pending]
+        sync_room = self.pool.room(False) + self.options.procs - waiting.count(False)
+        async_room = self.pool.room(True) + self.options.batch - waiting.count(True)
+        return max(0, sync_room), max(0, async_room)
+
     async def claim_once(self) -> bool:
-        """Start what is due now; True if anything was claimed."""
-        free = self.options.procs - len(self.activities)
+        """Claim what is due now; True if anything was claimed."""
+        sync_room, async_room = self._activity_room()
         activity_claims: list[ActivityClaim] = []
-        if free > 0:
-            activity_claims = await store.aclaim_activity_tasks(
-                self.id,
-                min(self.options.batch, free),
-                queues=self.options.queues or None,
-                activity_names=self.activity_names,
-            )
-        for claim in activity_claims:
-            for key, older in self.activities.items():
-                if key[0] == claim.task_id:  # our lease lapsed and we took it back: a new
-                    older.doomed = "superseded"  # attempt runs, the old one's outcome is void
-            deadline, reason = _deadline(claim)
-            key = (claim.task_id, claim.attempt)
-            self.activities[key] = RunningAttempt(
-                claim=claim,
-                task=asyncio.create_task(self._run_activity(key, claim)),
-                deadline=deadline,
-                deadline_reason=reason,
-                heartbeat_timeout=claim.options.get("heartbeat_timeout"),
-            )
+        if sync_room or async_room:
+            names = [
+                name
+                for name in self.activity_names
+                if (async_room if register.get_activity(name).is_async else sync_room)
+            ]
+            if names:
+                activity_claims = await store.aclaim_activity_tasks(
+                    self.id,
+                    min(self.options.batch, sync_room + async_room),
+                    queues=self.options.queues or None,
+                    activity_names=names,
+                )
+        self._hold_activities(activity_claims)
         workflow_claims: list[WorkflowClaim] = []
         # Refill in batches: claiming one task per finished one would cost a query each.
-        if len(self.workflow_tasks) <= self.options.batch // 2:
-            room = self.options.batch - len(self.workflow_tasks)
+        if not self.stopping and len(self.workflow_claims) <= self.options.batch // 2:
+            room = self.options.batch - len(self.workflow_claims)
             workflow_claims = await store.aclaim_workflow_tasks(
                 self.id, room, workflow_names=self.workflow_names
             )
-        for claim in workflow_claims:
-            # In the background, so activities are claimed while a backlog of tasks runs.
-            task = asyncio.create_task(self._run_workflow_task(claim))
-            self.workflow_tasks.add(task)
-            task.add_done_callback(self._workflow_task_done)
+        self._continue_here(workflow_claims)
         return bool(activity_claims or workflow_claims)
 
-    def _workflow_task_done(self, task: asyncio.Task) -> None:
-        self.workflow_tasks.discard(task)
-        self._wake.set()
-
     async def _sleep_until_due(self) -> None:
-        free = self.options.procs > len(self.activities)
+        sync_room, async_room = self._activity_room()
         due = None
-        if not self.workflow_tasks:  # else the next one to finish wakes the loop anyway
+        if not self.workflow_tasks and not self.workflow_claims:
+            # Else the next batch to finish wakes the loop anyway.
             due = await store.anext_due_at(
                 queues=self.options.queues or None,
-                activities=free,
+                activities=bool(sync_room or async_room),
                 workflow_names=self.workflow_names,
                 activity_names=self.activity_names,
             )
@@ -294,32 +321,122 @@ class Worker:
         except TimeoutError:
             pass
 
-    # -- running ---------------------------------------------------------------------------
+    # -- workflow tasks --------------------------------------------------------------------
 
-    async def _run_workflow_task(self, claim: WorkflowClaim) -> None:
+    def _held_in_memory(self, execution_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """The executions among these whose workflow this worker holds in its cache."""
+        if self.stopping:
+            return set()
+        return {pk for pk in execution_ids if pk in self.cache}
+
+    def _continue_here(self, claims: list[WorkflowClaim]) -> None:
+        """Queue claimed workflow tasks and start a batch if there is room for one."""
+        self.workflow_claims.extend(claims)
+        self._start_workflow_batches()
+
+    def _start_workflow_batches(self) -> None:
+        while self.workflow_claims and len(self.workflow_tasks) < WORKFLOW_BATCHES:
+            size = min(len(self.workflow_claims), self.options.batch)
+            claims = [self.workflow_claims.popleft() for _ in range(size)]
+            task = asyncio.create_task(self._run_workflow_batch(claims))
+            self.workflow_tasks.add(task)
+            task.add_done_callback(self._workflow_batch_done)
+
+    def _workflow_batch_done(self, task: asyncio.Task) -> None:
+        self.workflow_tasks.discard(task)
+        self._start_workflow_batches()
+        self._wake.set()
+
+    async def _run_workflow_batch(self, claims: list[WorkflowClaim]) -> None:
         try:
-            await run_workflow_task(claim, cache=self.cache, thread=self.workflow_thread)
+            results = await run_workflow_tasks(
+                claims,
+                cache=self.cache,
+                thread=self.workflow_thread,
+                lease_activities=self._lease_activities(),
+            )
         except asyncio.CancelledError:
             raise
         except BaseException:  # whatever it was, it must not end the worker
-            logger.exception(
-                "Workflow task of %s failed; its lease will expire", claim.execution_id
-            )
+            logger.exception("A batch of %d workflow task(s) failed; leases expire", len(claims))
+            return
+        self._hold_activities([claim for result in results for claim in result.activities])
 
-    async def _run_activity(self, key: AttemptKey, claim: ActivityClaim) -> None:
+    def _lease_activities(self):
+        """Which activities scheduled by a batch this worker runs itself (inserted leased to
+        it): those its code and queues can run, while it has room for them."""
+        rooms = dict(zip((False, True), self._activity_room(), strict=True))
+
+        def choose(claim: WorkflowClaim, events: list[Event]) -> set[int]:
+            taken = set()
+            if self.stopping:
+                return taken
+            for event in events:
+                if event.kind != EventKind.ACTIVITY_SCHEDULED:
+                    continue
+                if event.name not in self._runnable_activities:
+                    continue
+                queue = event.data.get("queue", "default")
+                if self.options.queues and queue not in self.options.queues:
+                    continue
+                is_async = _is_async(event.name, event.data.get("options", {}))
+                if rooms[is_async] > 0:
+                    rooms[is_async] -= 1
+                    taken.add(event.command_seq)
+            return taken
+
+        return choose
+
+    # -- activities ------------------------------------------------------------------------
+
+    def _hold_activities(self, claims: list[ActivityClaim]) -> None:
+        """Take on claimed (or locally leased) attempts and start what the pool has room for."""
+        for claim in claims:
+            for key, older in self.activities.items():
+                if key[0] == claim.task_id:  # our lease lapsed and we took it back: a new
+                    older.doomed = "superseded"  # attempt runs, the old one's outcome is void
+            key = (claim.task_id, claim.attempt)
+            self.activities[key] = RunningAttempt(claim=claim, is_async=runs_async(claim))
+            self.pending.append(key)
+        self._start_activities()
+
+    def _start_activities(self) -> None:
+        """Hand waiting attempts to the pool while it has room for them: `def` ones first,
+        since an idle process has room for either kind."""
+        for is_async in (False, True):
+            waiting: deque[AttemptKey] = deque()
+            while self.pending:
+                key = self.pending.popleft()
+                attempt = self.activities.get(key)
+                if attempt is None:
+                    continue
+                if attempt.doomed:  # superseded before it started: its newer attempt runs
+                    del self.activities[key]
+                    continue
+                if attempt.is_async != is_async or self.pool.room(is_async) <= 0:
+                    waiting.append(key)
+                    continue
+                attempt.deadline, attempt.deadline_reason = _deadline(attempt.claim)
+                attempt.heartbeat_timeout = attempt.claim.options.get("heartbeat_timeout")
+                attempt.started_at = timezone.now()
+                outcome = self.pool.submit(key, attempt.claim)
+                attempt.task = asyncio.create_task(self._run_activity(key, attempt.claim, outcome))
+            self.pending = waiting
+
+    async def _run_activity(
+        self, key: AttemptKey, claim: ActivityClaim, running: asyncio.Future
+    ) -> None:
         try:
             try:
-                outcome = await self.pool.run(key, claim)
+                outcome = await running
             except ProcessLost as lost:
+                self._start_activities()  # its place in the pool is free
                 await self._settle_lost(key, claim, lost)
                 return
-            # A database blip must not cost a finished attempt its result: try for a while.
-            recorded = await _retrying(
-                f"record activity {claim.activity_name} attempt {claim.attempt}",
-                asettle_activity,
-                claim,
-                outcome,
-            )
+            self._start_activities()  # its place in the pool is free
+            if outcome.get("recorded"):
+                return  # a transactional activity recorded its own completion
+            recorded = await self.recorder.add(claim, outcome)
             if recorded is False:
                 logger.warning(
                     "Discarded the outcome of %s attempt %s: it no longer runs.",
@@ -344,9 +461,18 @@ class Worker:
                     f"{doomed.removeprefix('timeout: ')} and was stopped."
                 )
             )
-            await asettle_activity(claim, {"error": error}, timed_out=True)
+            await self.recorder.add(claim, {"error": error}, timed_out=True)
         elif doomed in ("canceled", "superseded"):
             pass  # its row is canceled already, or another attempt owns it now
+        elif lost.collateral:
+            # Its process was stopped for a neighbour's sake: not its fault, not charged.
+            await _retrying(
+                "give back an attempt stopped with its neighbour",
+                store.arelease_activity_tasks,
+                self.id,
+                [claim.task_id],
+                uncharged=True,
+            )
         else:
             error = describe_exception(
                 ActivityProcessDied(
@@ -354,15 +480,17 @@ class Worker:
                     f"{claim.attempt} died ({_describe_exit(lost.exitcode)})."
                 )
             )
-            await asettle_activity(claim, {"error": error})
+            await self.recorder.add(claim, {"error": error})
 
     async def _watchdog_loop(self) -> None:
         """Stop attempts past their timeouts, and canceled ones that ignore the news."""
         last_states = 0.0
         while True:
             await asyncio.sleep(WATCHDOG_SECONDS)
+            if self.pending:
+                self._start_activities()  # room the pool made without an attempt ending
             now = time.monotonic()
-            running = list(self.activities.values())
+            running = [a for a in self.activities.values() if a.task is not None]
             if running and now - last_states >= STATES_SECONDS:
                 last_states = now
                 try:
@@ -376,7 +504,7 @@ class Worker:
                     if status == ActivityStatus.CANCELED and attempt.cancel_noticed is None:
                         attempt.cancel_noticed = now
                     if attempt.heartbeat_timeout and not attempt.doomed:
-                        last = beat or attempt.claim.started_at
+                        last = max(filter(None, [beat, attempt.started_at]))
                         if (wall - last).total_seconds() > attempt.heartbeat_timeout:
                             attempt.doomed = (
                                 f"timeout: heartbeat_timeout of {attempt.heartbeat_timeout:g} s"
@@ -394,7 +522,7 @@ class Worker:
                 key = (attempt.claim.task_id, attempt.claim.attempt)
                 if attempt.doomed and not attempt.task.done() and self.pool.stop(key):
                     logger.warning(
-                        "Stopped the process of activity %s attempt %s: %s.",
+                        "Stopped the activity %s attempt %s: %s.",
                         attempt.claim.activity_name,
                         attempt.claim.attempt,
                         attempt.doomed,
@@ -411,3 +539,9 @@ class Worker:
                 await store.abeat_worker(self.id)
             except DatabaseError as exc:
                 logger.error("Database error while renewing leases: %s", exc)
+
+
+def _is_async(activity_name: str, options: dict) -> bool:
+    """Whether an activity scheduled with `options` runs beside others (`async def`)."""
+    definition = register.activities.get(activity_name)
+    return bool(definition and definition.is_async and not options.get("transactional"))

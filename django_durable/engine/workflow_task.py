@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from ..exceptions import DurableError
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event, WorkflowInfo, WorkflowInstance, replay
-from ..store import Inbox, LeaseLost, WorkflowClaim
+from ..store import ActivityClaim, Inbox, LeaseLost, RecordedTask, TaskRecord, WorkflowClaim
 from .sticky import StickyCache
 from .workflow_thread import WorkflowTaskStuck, WorkflowThread
 
@@ -40,6 +40,7 @@ class WorkflowTaskResult:
     instance: WorkflowInstance | None = None
     parked: str = ""
     lease_lost: bool = False
+    activities: list[ActivityClaim] = field(default_factory=list)  # leased to this worker
 
 
 def _new_inputs(
@@ -78,19 +79,10 @@ async def _park(claim: WorkflowClaim, exc: BaseException) -> WorkflowTaskResult:
     return WorkflowTaskResult(parked=str(exc))
 
 
-async def _instance_for(
-    claim: WorkflowClaim, cache: StickyCache | None, run: RunWorkflowCode
-) -> tuple[WorkflowInstance, int]:
-    """The workflow as of its recorded history, resumed from the cache when that is current."""
-    cached = cache.take(claim.execution_id) if cache is not None else None
-    if cached is not None:
-        newer = await store.aload_history(claim.execution_id, after=cached.history_length)
-        if not newer:
-            cache.hits += 1
-            return cached.instance, cached.history_length
-    if cache is not None:
-        cache.misses += 1
-    history = await store.aload_history(claim.execution_id)
+def _replayed(
+    claim: WorkflowClaim, history: list[Event]
+) -> tuple[Callable[..., WorkflowInstance], tuple]:
+    """The call that rebuilds the workflow from its history (run where workflow code runs)."""
     info = WorkflowInfo(
         execution_id=claim.execution_id,
         workflow_name=claim.workflow_name,
@@ -98,13 +90,33 @@ async def _instance_for(
         parent_id=claim.parent_id,
     )
     definition = register.get_workflow(claim.workflow_name)
-    instance = await run(replay, definition, info, history[0].data["input"], history)
-    return instance, len(history)
+    return replay, (definition, info, history[0].data["input"], history)
+
+
+def _runner(claim: WorkflowClaim, thread: WorkflowThread | None) -> RunWorkflowCode:
+    """Where the claim's workflow code runs: on `thread` (watched for never yielding)."""
+    if thread is None:
+        return _here
+    return functools.partial(
+        thread.call, f"{claim.workflow_name!r} (execution {claim.execution_id})"
+    )
 
 
 async def _here(fn: Callable[..., T], *args: Any) -> T:
     """Run workflow code on the calling thread (run_workflow and tests)."""
     return fn(*args)
+
+
+@dataclass
+class _Activation:
+    """A workflow task whose code has run: what to record, and the instance after it."""
+
+    index: int
+    instance: WorkflowInstance | None
+    record: TaskRecord
+
+
+LeaseActivities = Callable[[WorkflowClaim, list[Event]], Collection[int]]
 
 
 async def run_workflow_task(
@@ -114,67 +126,174 @@ async def run_workflow_task(
     cache: StickyCache | None = None,
     thread: WorkflowThread | None = None,
 ) -> WorkflowTaskResult:
-    """Run the claimed workflow task to its next wait and record it.
+    """Run one claimed workflow task to its next wait and record it (see below)."""
+    results = await run_workflow_tasks([claim], now=now, cache=cache, thread=thread)
+    return results[0]
 
-    A non-determinism error (or a workflow this process does not know, or workflow code that
-    never yields on `thread`) parks the execution untouched; a lost lease discards the work;
-    an outcome the database refuses to store parks it too. None of these raises.
+
+async def run_workflow_tasks(
+    claims: list[WorkflowClaim],
+    *,
+    now: datetime | None = None,
+    cache: StickyCache | None = None,
+    thread: WorkflowThread | None = None,
+    lease_activities: LeaseActivities | None = None,
+) -> list[WorkflowTaskResult]:
+    """Run claimed workflow tasks to their next wait and record them together.
+
+    One transaction reads what they need (the histories of those not held in `cache`,
+    whose epoch proves current, and every inbox); their code runs one after the other on
+    `thread`; one transaction records them all (`store.record_workflow_tasks`). The
+    activities `lease_activities` picks are inserted leased to this worker and returned.
+    A non-determinism error (or a workflow this process does not know, or workflow code
+    that never yields on `thread`) parks the execution untouched; a lost lease discards the
+    work; an outcome the database refuses to store parks it too. None of these raises; a
+    database error does (the leases expire and the tasks run again).
     """
     now = now or timezone.now()
-    if thread is not None:
-        what = f"{claim.workflow_name!r} (execution {claim.execution_id})"
-        run: RunWorkflowCode = functools.partial(thread.call, what)
-    else:
-        run = _here
-    try:
-        instance, history_length = await _instance_for(claim, cache, run)
-        inbox = await store.aload_inbox(
-            claim.execution_id,
-            activities=instance.awaits_activities,
-            children=instance.awaits_children,
-        )
-        inputs = _new_inputs(instance, inbox, claim.cancel_reason, now)
-        events: list[Event] = []
-        started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})
-        if claim.timeout_at is not None and now >= claim.timeout_at:
-            # Its code does not run again; its activities and children are canceled.
-            events = [started, Event(EventKind.WORKFLOW_TIMED_OUT)]
-            instance = None
-        elif inputs or not instance.started:
-            events = [started, *inputs]
-            events += await run(instance.activate, events)
-        next_wake_at = None if instance is None else _next_wake(instance, claim.timeout_at)
-    except DatabaseError:
-        raise  # transient: the lease expires and the task is tried again
-    except WorkflowTaskStuck as exc:
-        if cache is not None:
-            cache.clear()  # their greenlets belong to the abandoned thread
-        return await _park(claim, exc)
-    except Exception as exc:  # non-determinism, an unknown workflow, or a bug: never fatal
-        return await _park(claim, exc)
-    try:
-        await store.arecord_workflow_task(
-            claim,
-            history_length=history_length,
-            events=events,
-            delivered_activity_ids=[pk for pk, _ in inbox.activity_outcomes],
-            delivered_child_ids=[pk for pk, _ in inbox.children],
-            consumed_signal_ids=[pk for pk, _ in inbox.signals],
-            next_wake_at=next_wake_at,
+    results = [WorkflowTaskResult() for _ in claims]
+    cached = [cache.take(c.execution_id) if cache is not None else None for c in claims]
+    current = [
+        entry is not None and entry.epoch + 1 == claim.epoch
+        for entry, claim in zip(cached, claims, strict=True)
+    ]
+    if cache is not None:
+        hits = sum(current)
+        cache.hits += hits
+        cache.misses += len(claims) - hits
+    histories, inboxes = await store.aload_task_inputs(
+        [c.execution_id for c, hit in zip(claims, current, strict=True) if not hit],
+        [c.execution_id for c in claims],
+    )
+    activations: list[_Activation] = []
+    stuck_from: int | None = None
+    for index, claim in enumerate(claims):
+        if stuck_from is not None:
+            continue
+        run = _runner(claim, thread)
+        try:
+            if current[index]:
+                instance, length = cached[index].instance, cached[index].history_length
+            else:
+                history = histories[claim.execution_id]
+                rebuild, arguments = _replayed(claim, history)
+                instance, length = await run(rebuild, *arguments), len(history)
+            activations.append(
+                await _activate(
+                    index, claim, instance, length, inboxes[claim.execution_id], now, run
+                )
+            )
+        except DatabaseError:
+            raise
+        except WorkflowTaskStuck as exc:
+            if cache is not None:
+                cache.clear()  # their greenlets belong to the abandoned thread
+            results[index] = await _park(claim, exc)
+            stuck_from = index
+        except Exception as exc:  # non-determinism, an unknown workflow, or a bug: never fatal
+            results[index] = await _park(claim, exc)
+    for activation in activations:
+        if lease_activities is not None and activation.instance is not None:
+            activation.record.leased_activity_seqs = lease_activities(
+                activation.record.claim, activation.record.events
+            )
+    await _record(activations, results, now)
+    for activation in activations:
+        result = results[activation.index]
+        if cache is not None and stuck_from is None and not result.lease_lost and not result.parked:
+            if activation.instance is not None:
+                claim = activation.record.claim
+                length = activation.record.history_length + len(activation.record.events)
+                cache.put(claim.execution_id, activation.instance, length, claim.epoch)
+    if stuck_from is not None and stuck_from + 1 < len(claims):
+        # The ones after it replay on a fresh thread: the old one's instances are gone.
+        rest = await run_workflow_tasks(
+            claims[stuck_from + 1 :],
             now=now,
+            cache=cache,
+            thread=thread,
+            lease_activities=lease_activities,
         )
-    except LeaseLost as exc:
-        logger.warning("%s", exc)
-        return WorkflowTaskResult(instance=instance, lease_lost=True)
-    except (DataError, IntegrityError) as exc:
-        # Permanent for this task: trying it again would fail the same way, for ever.
-        return await _park(
-            claim,
-            UnstorableOutcome(
-                f"The database refused to record a workflow task of {claim.workflow_name!r}: "
-                f"{exc}".strip()
-            ),
+        results[stuck_from + 1 :] = rest
+    return results
+
+
+async def _activate(
+    index: int,
+    claim: WorkflowClaim,
+    instance: WorkflowInstance,
+    history_length: int,
+    inbox: Inbox,
+    now: datetime,
+    run: RunWorkflowCode,
+) -> _Activation:
+    """Deliver the new inputs to the workflow and collect the events of this task."""
+    inputs = _new_inputs(instance, inbox, claim.cancel_reason, now)
+    events: list[Event] = []
+    started = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": now.timestamp()})
+    if claim.timeout_at is not None and now >= claim.timeout_at:
+        # Its code does not run again; its activities and children are canceled.
+        events = [started, Event(EventKind.WORKFLOW_TIMED_OUT)]
+        instance = None
+    elif inputs or not instance.started:
+        events = [started, *inputs]
+        events += await run(instance.activate, events)
+    record = TaskRecord(
+        claim,
+        history_length,
+        events,
+        delivered_activity_ids=[pk for pk, _ in inbox.activity_outcomes],
+        delivered_child_ids=[pk for pk, _ in inbox.children],
+        consumed_signal_ids=[pk for pk, _ in inbox.signals],
+        next_wake_at=None if instance is None else _next_wake(instance, claim.timeout_at),
+    )
+    return _Activation(index, instance, record)
+
+
+async def _record(
+    activations: list[_Activation], results: list[WorkflowTaskResult], now: datetime
+) -> None:
+    """Record the batch in one transaction; should the database refuse it, one by one, so
+    that a value it cannot store parks only the execution that produced it."""
+    if not activations:
+        return
+    try:
+        recorded = await store.arecord_workflow_tasks([a.record for a in activations], now=now)
+    except DatabaseError:
+        if len(activations) == 1:
+            recorded = None
+        else:
+            logger.warning(
+                "Recording %d workflow tasks together failed; one by one.", len(activations)
+            )
+            recorded = None
+    if recorded is not None:
+        for activation, done in zip(activations, recorded, strict=True):
+            results[activation.index] = _result_of(activation, done)
+        return
+    for activation in activations:
+        claim = activation.record.claim
+        try:
+            done = (await store.arecord_workflow_tasks([activation.record], now=now))[0]
+        except (DataError, IntegrityError) as exc:
+            # Permanent for this task: trying it again would fail the same way, for ever.
+            results[activation.index] = await _park(
+                claim,
+                UnstorableOutcome(
+                    f"The database refused to record a workflow task of "
+                    f"{claim.workflow_name!r}: {exc}".strip()
+                ),
+            )
+            continue
+        results[activation.index] = _result_of(activation, done)
+
+
+def _result_of(activation: _Activation, done: RecordedTask) -> WorkflowTaskResult:
+    if done.lost:
+        logger.warning(
+            "Execution %s is no longer leased to %s.",
+            activation.record.claim.execution_id,
+            activation.record.claim.owner,
         )
-    if cache is not None and instance is not None:
-        cache.put(claim.execution_id, instance, history_length + len(events))
-    return WorkflowTaskResult(instance=instance)
+        return WorkflowTaskResult(instance=activation.instance, lease_lost=True)
+    return WorkflowTaskResult(instance=activation.instance, activities=done.activities)

@@ -6,10 +6,13 @@ Each operation is written once as a sync function (async code cannot open
 
 from .activities import (
     ActivityClaim,
+    ActivityOutcome,
+    RecordedOutcomes,
     attempt_states,
     claim_activity_tasks,
     complete_activity_task,
     extend_activity_leases,
+    record_activity_outcomes,
     record_heartbeat,
 )
 from .executions import (
@@ -19,13 +22,15 @@ from .executions import (
     claim_workflow_tasks,
     family_of,
     get_execution,
+    load_histories,
     load_history,
     load_inbox,
+    load_inboxes,
+    load_task_inputs,
     park_execution,
-    record_workflow_task,
 )
 from .signals import request_cancel, send_signal
-from .starts import IdReusePolicy, start_execution
+from .starts import IdReusePolicy, start_execution, start_executions
 from .twins import async_twin, use_database_threads
 from .workers import (
     annotate_waiting,
@@ -38,6 +43,7 @@ from .workers import (
     unpark_executions,
     unrunnable_work,
 )
+from .workflow_tasks import RecordedTask, TaskRecord, record_workflow_task, record_workflow_tasks
 
 aattempt_states = async_twin(attempt_states)
 aclaim_activity_tasks = async_twin(claim_activity_tasks)
@@ -48,9 +54,15 @@ aget_execution = async_twin(get_execution)
 afamily_of = async_twin(family_of)
 aload_history = async_twin(load_history)
 aload_inbox = async_twin(load_inbox)
+aload_histories = async_twin(load_histories)
+aload_inboxes = async_twin(load_inboxes)
+aload_task_inputs = async_twin(load_task_inputs)
+arecord_workflow_tasks = async_twin(record_workflow_tasks)
+arecord_activity_outcomes = async_twin(record_activity_outcomes)
 apark_execution = async_twin(park_execution)
 arecord_workflow_task = async_twin(record_workflow_task)
 astart_execution = async_twin(start_execution)
+astart_executions = async_twin(start_executions)
 arequest_cancel = async_twin(request_cancel)
 asend_signal = async_twin(send_signal)
 abeat_worker = async_twin(beat_worker)
@@ -62,9 +74,13 @@ aunrunnable_work = async_twin(unrunnable_work)
 
 __all__ = [
     "ActivityClaim",
+    "ActivityOutcome",
     "IdReusePolicy",
     "Inbox",
     "LeaseLost",
+    "RecordedOutcomes",
+    "RecordedTask",
+    "TaskRecord",
     "WorkflowClaim",
     "aattempt_states",
     "abeat_worker",
@@ -74,17 +90,23 @@ __all__ = [
     "aextend_activity_leases",
     "afamily_of",
     "aget_execution",
+    "aload_histories",
     "aload_history",
     "aload_inbox",
+    "aload_inboxes",
+    "aload_task_inputs",
     "anext_due_at",
     "annotate_waiting",
     "apark_execution",
+    "arecord_activity_outcomes",
     "arecord_workflow_task",
+    "arecord_workflow_tasks",
     "aregister_worker",
     "arelease_activity_tasks",
     "arequest_cancel",
     "asend_signal",
     "astart_execution",
+    "astart_executions",
     "attempt_states",
     "aunpark_executions",
     "aunrunnable_work",
@@ -96,18 +118,24 @@ __all__ = [
     "family_of",
     "get_execution",
     "live_workers",
+    "load_histories",
     "load_history",
     "load_inbox",
+    "load_inboxes",
+    "load_task_inputs",
     "next_due_at",
     "park_execution",
     "prune_executions",
+    "record_activity_outcomes",
     "record_heartbeat",
     "record_workflow_task",
+    "record_workflow_tasks",
     "register_worker",
     "release_activity_tasks",
     "request_cancel",
     "send_signal",
     "start_execution",
+    "start_executions",
     "unpark_executions",
     "unrunnable_work",
     "use_database_threads",

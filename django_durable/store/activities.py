@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,10 +11,16 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Q
 
-from ..constants import ActivityStatus
-from ..models import ActivityTask
+from ..constants import ActivityStatus, ExecutionStatus
+from ..models import ActivityTask, WorkflowExecution
 from .db import alias, lease_deadline, notify, now_or
-from .executions import locked_in_order, wake_execution
+from .executions import (
+    WorkflowClaim,
+    locked_in_order,
+    wake_execution,
+    wake_executions,
+    workflow_claim_of,
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,59 @@ class ActivityClaim:
         return f"{self.execution_id}:{self.command_seq}:{self.attempt}"
 
 
+@dataclass(frozen=True)
+class ActivityOutcome:
+    """How an attempt ended, ready to record: `status` COMPLETED with a `result`, FAILED or
+    TIMED_OUT with an `error`, or QUEUED with the `error` and the `retry_at` of a retry."""
+
+    claim: ActivityClaim
+    status: str
+    result: Any = None
+    error: dict[str, Any] | None = None
+    retry_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status != ActivityStatus.QUEUED
+
+    def changes(self, now: datetime) -> dict[str, Any]:
+        if self.status == ActivityStatus.COMPLETED:
+            return {"status": self.status, "result": self.result, "finished_at": now}
+        if self.status == ActivityStatus.QUEUED:
+            return {"status": self.status, "error": self.error, "due_at": self.retry_at}
+        return {"status": self.status, "error": self.error, "finished_at": now}
+
+
+@dataclass
+class RecordedOutcomes:
+    """What `record_activity_outcomes` did: for each outcome whether it was recorded (False:
+    its attempt was no longer current, the outcome discarded), and the workflow tasks whose
+    lease it took for the caller, to run at once where the workflow is held in memory."""
+
+    recorded: list[bool]
+    continued: list[WorkflowClaim]
+
+
 def _tasks():
     return ActivityTask.objects.using(alias())
+
+
+def claim_of(row: ActivityTask, owner: str) -> ActivityClaim:
+    """The claim of a row just leased to `owner`."""
+    return ActivityClaim(
+        task_id=row.pk,
+        execution_id=row.execution_id,
+        command_seq=row.command_seq,
+        activity_name=row.activity_name,
+        args=row.args,
+        kwargs=row.kwargs,
+        attempt=row.attempt,
+        owner=owner,
+        options=row.options,
+        heartbeat_details=row.heartbeat_details,
+        scheduled_at=row.created_at,
+        started_at=row.started_at,
+    )
 
 
 def claim_activity_tasks(
@@ -88,23 +145,7 @@ def claim_activity_tasks(
         rows = _tasks().filter(
             pk__in=ids, status=ActivityStatus.RUNNING, lease_owner=owner, lease_until__gt=now
         )
-        return [
-            ActivityClaim(
-                task_id=row.pk,
-                execution_id=row.execution_id,
-                command_seq=row.command_seq,
-                activity_name=row.activity_name,
-                args=row.args,
-                kwargs=row.kwargs,
-                attempt=row.attempt,
-                owner=owner,
-                options=row.options,
-                heartbeat_details=row.heartbeat_details,
-                scheduled_at=row.created_at,
-                started_at=row.started_at,
-            )
-            for row in rows.order_by("due_at", "pk")
-        ]
+        return [claim_of(row, owner) for row in rows.order_by("due_at", "pk")]
 
 
 def complete_activity_task(
@@ -141,6 +182,72 @@ def complete_activity_task(
         if not final:
             notify("activity", claim.execution_id)  # others re-compute when to wake
     return True
+
+
+def record_activity_outcomes(
+    outcomes: Sequence[ActivityOutcome],
+    *,
+    continue_here: Collection[uuid.UUID] = (),
+    now: datetime | None = None,
+) -> RecordedOutcomes:
+    """Record many attempts' outcomes in one transaction, at most once each.
+
+    Each execution that got a final outcome is woken; for those in `continue_here` (the
+    caller holds the workflow in memory) whose lease is free, the lease is taken for the
+    caller instead, and returned as a claim: its next workflow task runs there at once,
+    without a NOTIFY, a claim or a history read. Locks: the executions in primary-key
+    order, then the activity rows in primary-key order (the store's lock order). One
+    NOTIFY for the executions woken for others, one for the retries.
+    May raise `DataError` for a value the database refuses: the caller then records the
+    outcomes one by one (`complete_activity_task`) to find the one at fault.
+    """
+    now = now_or(now)
+    recorded = [False] * len(outcomes)
+    continued: list[WorkflowClaim] = []
+    if not outcomes:
+        return RecordedOutcomes(recorded, continued)
+    owner = outcomes[0].claim.owner
+    with transaction.atomic(using=alias()):
+        woken = sorted({o.claim.execution_id for o in outcomes if o.final})
+        executions = {
+            row.pk: row
+            for row in WorkflowExecution.objects.using(alias())
+            .filter(pk__in=woken)
+            .order_by("pk")
+            .select_for_update()
+        }
+        retried = False
+        with_input: set[uuid.UUID] = set()
+        for index in sorted(range(len(outcomes)), key=lambda i: outcomes[i].claim.task_id):
+            outcome = outcomes[index]
+            changes = outcome.changes(now)
+            if _current(outcome.claim).update(lease_owner="", lease_until=None, **changes):
+                recorded[index] = True
+                if outcome.final:
+                    with_input.add(outcome.claim.execution_id)
+                else:
+                    retried = True
+        take = []
+        for pk in sorted(with_input):
+            row = executions.get(pk)
+            if row is None or row.status != ExecutionStatus.RUNNING:
+                continue
+            if pk in continue_here and (row.lease_until is None or row.lease_until < now):
+                take.append(row)
+        taken = {row.pk for row in take}
+        wake_executions([pk for pk in sorted(with_input) if pk not in taken], now)
+        if take:
+            WorkflowExecution.objects.using(alias()).filter(pk__in=list(taken)).update(
+                inbox_version=F("inbox_version") + 1,
+                wake_at=now,  # should this worker die, whoever claims after the lease runs it
+                lease_owner=owner,
+                lease_until=lease_deadline(now),
+                epoch=F("epoch") + 1,
+            )
+            continued = [workflow_claim_of(row, owner, bumped=True) for row in take]
+        if retried:
+            notify("activity", "retry")  # others re-compute when to wake
+    return RecordedOutcomes(recorded, continued)
 
 
 def _current(claim: ActivityClaim):

@@ -37,7 +37,6 @@ from ..models import ActivityTask, HistoryEvent, PendingSignal, WorkflowExecutio
 from ..payloads import storable_error
 from ..runtime.events import Event
 from .db import alias, lease_deadline, notify, now_or
-from .starts import create_execution
 
 
 class LeaseLost(Exception):
@@ -128,20 +127,24 @@ def claim_workflow_tasks(
             lease_owner=owner, lease_until=lease_deadline(now), epoch=F("epoch") + 1
         )
         rows = _executions().filter(pk__in=ids, lease_owner=owner, lease_until__gt=now)
-        return [
-            WorkflowClaim(
-                execution_id=row.pk,
-                workflow_name=row.workflow_name,
-                workflow_id=row.workflow_id,
-                parent_id=row.parent_id,
-                owner=owner,
-                epoch=row.epoch,
-                inbox_version=row.inbox_version,
-                timeout_at=row.timeout_at,
-                cancel_reason=row.cancel_reason if row.cancel_requested else None,
-            )
-            for row in rows.order_by("wake_at")
-        ]
+        return [workflow_claim_of(row, owner) for row in rows.order_by("wake_at")]
+
+
+def workflow_claim_of(row: WorkflowExecution, owner: str, *, bumped: bool = False) -> WorkflowClaim:
+    """The claim of an execution row leased to `owner`; `bumped` if the row was read
+    before the statement that leased it (its epoch and inbox version one behind)."""
+    behind = 1 if bumped else 0
+    return WorkflowClaim(
+        execution_id=row.pk,
+        workflow_name=row.workflow_name,
+        workflow_id=row.workflow_id,
+        parent_id=row.parent_id,
+        owner=owner,
+        epoch=row.epoch + behind,
+        inbox_version=row.inbox_version + behind,
+        timeout_at=row.timeout_at,
+        cancel_reason=row.cancel_reason if row.cancel_requested else None,
+    )
 
 
 def family_of(execution_id: uuid.UUID) -> list[uuid.UUID]:
@@ -169,180 +172,107 @@ def load_history(execution_id: uuid.UUID, after: int = 0) -> list[Event]:
     return [_to_event(row) for row in rows]
 
 
+def load_histories(execution_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Event]]:
+    """The whole history of each execution, in one query (a batch of workflow tasks)."""
+    histories: dict[uuid.UUID, list[Event]] = {pk: [] for pk in execution_ids}
+    if not histories:
+        return histories
+    rows = (
+        HistoryEvent.objects.using(alias())
+        .filter(execution_id__in=list(histories))
+        .order_by("execution_id", "sequence")
+    )
+    for row in rows:
+        histories[row.execution_id].append(_to_event(row))
+    return histories
+
+
+def load_task_inputs(
+    history_of: Collection[uuid.UUID], inbox_of: Collection[uuid.UUID]
+) -> tuple[dict[uuid.UUID, list[Event]], dict[uuid.UUID, Inbox]]:
+    """What a batch of workflow tasks reads, in one transaction: the whole history of the
+    executions in `history_of` (not held in memory) and the inboxes of `inbox_of`."""
+    with transaction.atomic(using=alias()):
+        histories = load_histories(history_of)
+        inboxes = load_inboxes(inbox_of, activities=inbox_of, children=inbox_of)
+    return histories, inboxes
+
+
 def load_inbox(execution_id: uuid.UUID, *, activities: bool = True, children: bool = True) -> Inbox:
     """Finished activities and children, and signals, not yet delivered to the workflow.
 
     A caller that knows the workflow awaits no activity (or no child) skips that query.
     (A cancel request comes with the claim.)
     """
-    return Inbox(
-        activity_outcomes=_activity_outcomes(execution_id) if activities else [],
-        children=_ended_children(execution_id) if children else [],
-        signals=_pending_signals(execution_id),
-    )
+    return load_inboxes(
+        [execution_id],
+        activities=[execution_id] if activities else [],
+        children=[execution_id] if children else [],
+    )[execution_id]
 
 
-def _activity_outcomes(execution_id: uuid.UUID) -> list[tuple[int, Event]]:
-    outcomes = []
-    tasks = (
-        ActivityTask.objects.using(alias())
-        .filter(execution_id=execution_id, delivered=False, status__in=ActivityStatus.TERMINAL)
-        .order_by("finished_at", "pk")
-    )
-    for task in tasks:
-        if task.status == ActivityStatus.COMPLETED:
-            kind, data = EventKind.ACTIVITY_COMPLETED, {"result": task.result}
-        else:
-            kind, data = (
-                EventKind.ACTIVITY_FAILED,
-                {"error": task.error or {}, "status": task.status},
-            )
-        outcomes.append((task.pk, Event(kind, task.command_seq, task.activity_name, data)))
-    return outcomes
-
-
-def _ended_children(execution_id: uuid.UUID) -> list[tuple[uuid.UUID, Event]]:
-    ended = []
-    rows = (
-        _executions()
-        .filter(
-            parent_id=execution_id, delivered_to_parent=False, status__in=ExecutionStatus.TERMINAL
-        )
-        .order_by("finished_at", "pk")
-    )
-    for child in rows:
-        data = {"execution_id": str(child.pk), "status": child.status}
-        if child.status == ExecutionStatus.COMPLETED:
-            data["result"] = child.result
-        elif child.error:
-            data["error"] = child.error
-        event = Event(
-            EventKind.CHILD_WORKFLOW_ENDED, child.parent_command_seq, child.workflow_name, data
-        )
-        ended.append((child.pk, event))
-    return ended
-
-
-def _pending_signals(execution_id: uuid.UUID) -> list[tuple[int, Event]]:
-    return [
-        (
-            signal.pk,
-            Event(EventKind.SIGNAL_RECEIVED, name=signal.name, data={"payload": signal.payload}),
-        )
-        for signal in PendingSignal.objects.using(alias()).filter(execution_id=execution_id)
-    ]
-
-
-_COMPLETION_STATUS = {
-    EventKind.WORKFLOW_COMPLETED: ExecutionStatus.COMPLETED,
-    EventKind.WORKFLOW_FAILED: ExecutionStatus.FAILED,
-    EventKind.WORKFLOW_CANCELED: ExecutionStatus.CANCELED,
-    EventKind.WORKFLOW_TIMED_OUT: ExecutionStatus.TIMED_OUT,
-}
-
-
-def _fenced(claim: WorkflowClaim):
-    return _executions().filter(pk=claim.execution_id, epoch=claim.epoch, lease_owner=claim.owner)
-
-
-def _lease_lost(claim: WorkflowClaim) -> LeaseLost:
-    return LeaseLost(f"Execution {claim.execution_id} is no longer leased to {claim.owner}.")
-
-
-def record_workflow_task(
-    claim: WorkflowClaim,
+def load_inboxes(
+    execution_ids: Collection[uuid.UUID],
     *,
-    history_length: int,
-    events: list[Event],
-    delivered_activity_ids: list[int] = (),
-    delivered_child_ids: list[uuid.UUID] = (),
-    consumed_signal_ids: list[int] = (),
-    next_wake_at: datetime | None = None,
-    now: datetime | None = None,
-) -> None:
-    """Append a workflow task's events, schedule its activities and release its lease.
+    activities: Collection[uuid.UUID],
+    children: Collection[uuid.UUID],
+) -> dict[uuid.UUID, Inbox]:
+    """The inboxes of many executions in at most three queries, one per kind of input.
 
-    All or nothing, and only while `claim` still holds the lease (`LeaseLost` otherwise).
-    An input that arrived while the task ran makes it due again at once, and tells the
-    other workers so. Rows are locked in the module's lock order: the parent of a
-    completing child first, then this execution, its children, its activities, its signals.
+    Activity outcomes are read only for `activities`, ended children only for `children`
+    (the executions whose workflow may await them); signals for all.
     """
-    now = now_or(now)
-    completion = next((e for e in events if e.kind in EventKind.TERMINAL), None)
-    scheduled = [e for e in events if e.kind == EventKind.ACTIVITY_SCHEDULED]
-    children = [e for e in events if e.kind == EventKind.CHILD_WORKFLOW_STARTED]
-    released: dict[str, Any] = {"lease_owner": "", "lease_until": None}
-    with transaction.atomic(using=alias()):
-        if completion is None:
-            # The common case is one statement; only a missed input costs a second one.
-            if (
-                not _fenced(claim)
-                .filter(inbox_version=claim.inbox_version)
-                .update(wake_at=next_wake_at, **released)
-            ):
-                if not _fenced(claim).update(wake_at=now, **released):
-                    raise _lease_lost(claim)
-                notify("workflow", claim.execution_id)
-        else:
-            if claim.parent_id is not None:
-                wake_execution(claim.parent_id, now)  # the ancestor's lock comes first
-            if completion.data.get("error") is not None:  # an error must always be storable
-                completion.data["error"] = storable_error(completion.data["error"])
-            if not _fenced(claim).update(
-                status=_COMPLETION_STATUS[completion.kind],
-                result=completion.data.get("result"),
-                error=completion.data.get("error"),
-                finished_at=now,
-                wake_at=None,
-                **released,
-            ):
-                raise _lease_lost(claim)
-        HistoryEvent.objects.using(alias()).bulk_create(
-            HistoryEvent(
-                execution_id=claim.execution_id,
-                sequence=history_length + offset,
-                kind=event.kind,
-                command_seq=event.command_seq,
-                name=event.name,
-                data=event.data,
+    inboxes = {pk: Inbox() for pk in execution_ids}
+    if not inboxes:
+        return inboxes
+    if activities:
+        tasks = (
+            ActivityTask.objects.using(alias())
+            .filter(
+                execution_id__in=list(activities),
+                delivered=False,
+                status__in=ActivityStatus.TERMINAL,
             )
-            for offset, event in enumerate(events, start=1)
+            .order_by("finished_at", "pk")
         )
-        if delivered_child_ids:
-            _executions().filter(pk__in=delivered_child_ids).update(delivered_to_parent=True)
-        for event in children:
-            create_execution(
-                event.name,
-                event.data["input"],
-                now,
-                execution_id=uuid.UUID(event.data["execution_id"]),
-                parent_id=claim.execution_id,
-                parent_command_seq=event.command_seq,
-                timeout=event.data.get("timeout"),
+        for task in tasks:
+            inboxes[task.execution_id].activity_outcomes.append((task.pk, _outcome_event(task)))
+    if children:
+        rows = (
+            _executions()
+            .filter(
+                parent_id__in=list(children),
+                delivered_to_parent=False,
+                status__in=ExecutionStatus.TERMINAL,
             )
-        if completion is not None:
-            end_leftovers(claim.execution_id, now)  # its children, then its activities
-        ActivityTask.objects.using(alias()).bulk_create(
-            ActivityTask(
-                execution_id=claim.execution_id,
-                command_seq=event.command_seq,
-                activity_name=event.name,
-                queue=event.data.get("queue", "default"),
-                args=event.data.get("args", []),
-                kwargs=event.data.get("kwargs", {}),
-                options=event.data.get("options", {}),
-                due_at=now,
-            )
-            for event in scheduled
+            .order_by("finished_at", "pk")
         )
-        if delivered_activity_ids:
-            ActivityTask.objects.using(alias()).filter(pk__in=delivered_activity_ids).update(
-                delivered=True
-            )
-        if consumed_signal_ids:
-            PendingSignal.objects.using(alias()).filter(pk__in=consumed_signal_ids).delete()
-        if scheduled:
-            notify("activity", claim.execution_id)
+        for child in rows:
+            inboxes[child.parent_id].children.append((child.pk, _child_event(child)))
+    signals = PendingSignal.objects.using(alias()).filter(execution_id__in=list(inboxes))
+    for signal in signals.order_by("pk"):
+        event = Event(EventKind.SIGNAL_RECEIVED, name=signal.name, data={"payload": signal.payload})
+        inboxes[signal.execution_id].signals.append((signal.pk, event))
+    return inboxes
+
+
+def _outcome_event(task: ActivityTask) -> Event:
+    if task.status == ActivityStatus.COMPLETED:
+        kind, data = EventKind.ACTIVITY_COMPLETED, {"result": task.result}
+    else:
+        kind, data = EventKind.ACTIVITY_FAILED, {"error": task.error or {}, "status": task.status}
+    return Event(kind, task.command_seq, task.activity_name, data)
+
+
+def _child_event(child: WorkflowExecution) -> Event:
+    data = {"execution_id": str(child.pk), "status": child.status}
+    if child.status == ExecutionStatus.COMPLETED:
+        data["result"] = child.result
+    elif child.error:
+        data["error"] = child.error
+    return Event(
+        EventKind.CHILD_WORKFLOW_ENDED, child.parent_command_seq, child.workflow_name, data
+    )
 
 
 def end_leftovers(execution_id: uuid.UUID, now: datetime) -> None:
@@ -371,11 +301,32 @@ def end_leftovers(execution_id: uuid.UUID, now: datetime) -> None:
 
 def wake_execution(execution_id: uuid.UUID, now: datetime) -> None:
     """Mark new input for an execution and make its workflow task due now."""
-    _executions().filter(pk=execution_id, status=ExecutionStatus.RUNNING).update(
+    wake_executions([execution_id], now)
+
+
+def wake_executions(execution_ids: Collection[uuid.UUID], now: datetime) -> None:
+    """Mark new input for running executions and make their workflow tasks due now.
+
+    Many rows are locked in primary-key order (`locked_in_order`); one NOTIFY for all.
+    """
+    if not execution_ids:
+        return
+    running = _executions().filter(pk__in=list(execution_ids), status=ExecutionStatus.RUNNING)
+    if len(execution_ids) > 1:
+        running = locked_in_order(running)
+    running.update(
         inbox_version=F("inbox_version") + 1,
         wake_at=Coalesce(Least(F("wake_at"), _at(now)), _at(now)),
     )
-    notify("workflow", execution_id)
+    notify("workflow", next(iter(execution_ids)))
+
+
+def _fenced(claim: WorkflowClaim):
+    return _executions().filter(pk=claim.execution_id, epoch=claim.epoch, lease_owner=claim.owner)
+
+
+def _lease_lost(claim: WorkflowClaim) -> LeaseLost:
+    return LeaseLost(f"Execution {claim.execution_id} is no longer leased to {claim.owner}.")
 
 
 def park_execution(claim: WorkflowClaim, error: dict[str, Any]) -> None:

@@ -52,7 +52,10 @@ async def test_a_stale_cache_entry_is_dropped_for_a_replay():
     runner = InlineRunner(execution_id, cache=cache)
     await runner._step()  # first workflow task: instance cached
     entry = cache._entries[execution_id]
-    entry.history_length -= 1  # as if another worker had advanced the history meanwhile
+    # As if another worker had held the lease since (each lease bumps the epoch once) and
+    # advanced the history: the entry is not trusted, whatever its length says.
+    entry.epoch -= 1
+    entry.history_length -= 1
     execution = await runner.run()
     assert execution.result == 3
     assert cache.misses == 2  # the stale entry was not trusted

@@ -5,6 +5,8 @@ import collections
 
 from django_durable import RetryPolicy, activity, register
 
+from . import async_activities  # noqa: F401 (registers its activities)
+
 CALLS: collections.Counter = collections.Counter()
 
 

@@ -99,6 +99,7 @@ def test_public_names_are_pinned():
         "run_workflow",
         "send_signal",
         "start_workflow",
+        "start_workflows",
         "wait_workflow",
     }
     for name in django_durable.__all__:

@@ -1,4 +1,5 @@
-"""One `manage.py durable_worker` subprocess: start it, know when it is up, stop or kill it."""
+"""The workers under test: `manage.py durable_worker` subprocesses that the benchmark starts,
+pauses (SIGSTOP), resumes, measures (/proc) and stops."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from django_durable.models import Worker
+
+from .procstats import GroupUsage, group_usage
 
 MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
 
@@ -33,6 +36,7 @@ class WorkerProcess:
             str(tick),
         ]
         self.process: subprocess.Popen | None = None
+        self.terminated = False
         self.log_path = ""
 
     def start(self) -> None:
@@ -70,11 +74,29 @@ class WorkerProcess:
     def check_alive(self) -> None:
         code = self.process.poll()
         if code is not None:
-            raise CommandError(f"The worker exited with code {code}.")
+            raise CommandError(f"The worker {self.pid} exited with code {code}.")
+
+    def pause(self) -> None:
+        """SIGSTOP the worker and its activity processes: nothing runs until `resume`."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
+    def usage(self) -> GroupUsage | None:
+        """CPU seconds so far and memory now, of the worker and its activity processes."""
+        return group_usage(self.process.pid)
+
+    def terminate(self) -> None:
+        """Ask the worker to stop (SIGTERM), waking it first if it is paused."""
+        self.resume()
+        self.process.send_signal(signal.SIGTERM)
+        self.terminated = True
 
     def stop(self, timeout: float) -> int:
         """SIGTERM, then wait; returns the exit code. Kills the group if it does not stop."""
-        self.process.send_signal(signal.SIGTERM)
+        if not self.terminated:
+            self.terminate()
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -109,3 +131,59 @@ class WorkerProcess:
     def log_tail(self, lines: int = 30) -> str:
         tail = self.log_lines()[-lines:]
         return f"Last lines of the worker log {self.log_path}:\n" + "\n".join(tail)
+
+
+class WorkerGroup:
+    """`count` workers sharing the database, started, paused and stopped together."""
+
+    def __init__(self, count: int, *, procs: int, batch: int, tick: float) -> None:
+        self.workers = [WorkerProcess(procs=procs, batch=batch, tick=tick) for _ in range(count)]
+
+    def start(self, ready_timeout: float) -> None:
+        for worker in self.workers:
+            worker.start()
+        for worker in self.workers:
+            worker.wait_registered(ready_timeout)
+
+    def check_alive(self) -> None:
+        for worker in self.workers:
+            worker.check_alive()
+
+    def pause(self) -> None:
+        for worker in self.workers:
+            worker.pause()
+
+    def resume(self) -> None:
+        for worker in self.workers:
+            worker.resume()
+
+    def usage(self) -> GroupUsage:
+        """Summed over the workers (zeros where /proc cannot tell)."""
+        looks = [worker.usage() for worker in self.workers]
+        looks = [look for look in looks if look is not None]
+        return GroupUsage(
+            cpu_seconds=sum(look.cpu_seconds for look in looks),
+            worker_rss_mb=sum(look.worker_rss_mb for look in looks),
+            children_rss_mb=sum(look.children_rss_mb for look in looks),
+        )
+
+    def stop(self, timeout: float) -> list[int]:
+        """Stop every worker (SIGTERM); their exit codes. A worker that exits non-zero fails."""
+        for worker in self.workers:
+            worker.terminate()
+        codes = [worker.stop(timeout) for worker in self.workers]
+        bad = [(w.pid, code) for w, code in zip(self.workers, codes, strict=True) if code != 0]
+        if bad:
+            raise CommandError(f"Worker(s) exited with a failure: {bad} (pid, exit code).")
+        return codes
+
+    def kill(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+    def log_tails(self) -> str:
+        return "\n".join(worker.log_tail() for worker in self.workers if worker.log_path)
+
+    @property
+    def log_paths(self) -> list[str]:
+        return [worker.log_path for worker in self.workers]

@@ -1,0 +1,241 @@
+"""Recording workflow tasks: many of them in one transaction, each all or nothing.
+
+A workflow task's record appends its history events, releases (or ends) its execution,
+starts its children, schedules its activities and consumes its inputs. The worker records a
+batch of tasks together: one transaction, bulk inserts, set-based updates and one NOTIFY,
+instead of one of each per task. Rows are locked in the store's order (see `executions`):
+the parents of completing children first, then the recorded executions in primary-key
+order, their children, then activity rows, then signals.
+
+A task whose lease was lost is left out of the batch (nothing of it is written); any
+database error rolls the whole batch back, and the caller records the tasks one by one
+(`record_workflow_task`), where a value the database refuses parks only its own execution.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from ..constants import ActivityStatus, EventKind, ExecutionStatus
+from ..models import ActivityTask, HistoryEvent, PendingSignal
+from ..payloads import storable_error
+from ..runtime.events import Event
+from .activities import ActivityClaim, claim_of
+from .db import alias, lease_deadline, notify, now_or
+from .executions import (
+    WorkflowClaim,
+    _executions,
+    _fenced,
+    _lease_lost,
+    end_leftovers,
+    wake_executions,
+)
+from .starts import create_execution
+
+_COMPLETION_STATUS = {
+    EventKind.WORKFLOW_COMPLETED: ExecutionStatus.COMPLETED,
+    EventKind.WORKFLOW_FAILED: ExecutionStatus.FAILED,
+    EventKind.WORKFLOW_CANCELED: ExecutionStatus.CANCELED,
+    EventKind.WORKFLOW_TIMED_OUT: ExecutionStatus.TIMED_OUT,
+}
+_RELEASED: dict[str, Any] = {"lease_owner": "", "lease_until": None}
+
+
+@dataclass
+class TaskRecord:
+    """What one workflow task did, to be recorded while `claim` holds the lease."""
+
+    claim: WorkflowClaim
+    history_length: int
+    events: list[Event]
+    delivered_activity_ids: Sequence[int] = ()
+    delivered_child_ids: Sequence[uuid.UUID] = ()
+    consumed_signal_ids: Sequence[int] = ()
+    next_wake_at: datetime | None = None
+    # Command numbers of scheduled activities this worker runs itself: they are inserted
+    # already leased to the claim's owner, so nobody claims them and no NOTIFY is sent.
+    leased_activity_seqs: Collection[int] = ()
+
+    @property
+    def completion(self) -> Event | None:
+        return next((e for e in self.events if e.kind in EventKind.TERMINAL), None)
+
+
+@dataclass
+class RecordedTask:
+    """The outcome of one record: lost (nothing written), or the activities leased here."""
+
+    lost: bool = False
+    activities: list[ActivityClaim] = field(default_factory=list)
+
+
+def record_workflow_task(
+    claim: WorkflowClaim,
+    *,
+    history_length: int,
+    events: list[Event],
+    delivered_activity_ids: Sequence[int] = (),
+    delivered_child_ids: Sequence[uuid.UUID] = (),
+    consumed_signal_ids: Sequence[int] = (),
+    next_wake_at: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Record one workflow task; `LeaseLost` (nothing written) if its lease moved on."""
+    record = TaskRecord(
+        claim,
+        history_length,
+        events,
+        delivered_activity_ids,
+        delivered_child_ids,
+        consumed_signal_ids,
+        next_wake_at,
+    )
+    if record_workflow_tasks([record], now=now)[0].lost:
+        raise _lease_lost(claim)
+
+
+def record_workflow_tasks(
+    records: Sequence[TaskRecord], *, now: datetime | None = None
+) -> list[RecordedTask]:
+    """Record many workflow tasks in one transaction; see the module docstring.
+
+    An input that arrived while a task ran makes its execution due again at once, and
+    tells the other workers so.
+    """
+    now = now_or(now)
+    results = [RecordedTask() for _ in records]
+    if not records:
+        return results
+    order = sorted(range(len(records)), key=lambda i: records[i].claim.execution_id)
+    with transaction.atomic(using=alias()):
+        parents = {
+            r.claim.parent_id
+            for r in records
+            if r.claim.parent_id is not None and r.completion is not None
+        }
+        wake_executions(sorted(parents), now)  # the ancestors' locks come first
+        missed = []
+        for i in order:
+            fenced = _fence(records[i], now)
+            results[i].lost = fenced is None
+            if fenced:
+                missed.append(records[i].claim.execution_id)
+        kept = [i for i in order if not results[i].lost]
+        _write(records, results, kept, now)
+        if missed:
+            notify("workflow", missed[0])  # one hint for all: every wake-up re-queries
+    return results
+
+
+def _fence(record: TaskRecord, now: datetime) -> bool | None:
+    """Release or end the execution if the lease still holds: None if it does not, True if
+    an input arrived meanwhile (the execution is due again at once), else False."""
+    claim = record.claim
+    completion = record.completion
+    if completion is None:
+        # The common case is one statement; only a missed input costs a second one.
+        current = _fenced(claim).filter(inbox_version=claim.inbox_version)
+        if current.update(wake_at=record.next_wake_at, **_RELEASED):
+            return False
+        return True if _fenced(claim).update(wake_at=now, **_RELEASED) else None
+    if completion.data.get("error") is not None:  # an error must always be storable
+        completion.data["error"] = storable_error(completion.data["error"])
+    ended = _fenced(claim).update(
+        status=_COMPLETION_STATUS[completion.kind],
+        result=completion.data.get("result"),
+        error=completion.data.get("error"),
+        finished_at=now,
+        wake_at=None,
+        **_RELEASED,
+    )
+    return False if ended else None
+
+
+def _write(
+    records: Sequence[TaskRecord], results: list[RecordedTask], kept: list[int], now: datetime
+) -> None:
+    """Everything but the executions' own rows, for the records whose lease held."""
+    HistoryEvent.objects.using(alias()).bulk_create(
+        HistoryEvent(
+            execution_id=records[i].claim.execution_id,
+            sequence=records[i].history_length + offset,
+            kind=event.kind,
+            command_seq=event.command_seq,
+            name=event.name,
+            data=event.data,
+        )
+        for i in kept
+        for offset, event in enumerate(records[i].events, start=1)
+    )
+    delivered_children = [pk for i in kept for pk in records[i].delivered_child_ids]
+    if delivered_children:
+        _executions().filter(pk__in=delivered_children).update(delivered_to_parent=True)
+    for i in kept:
+        for event in records[i].events:
+            if event.kind == EventKind.CHILD_WORKFLOW_STARTED:
+                create_execution(
+                    event.name,
+                    event.data["input"],
+                    now,
+                    execution_id=uuid.UUID(event.data["execution_id"]),
+                    parent_id=records[i].claim.execution_id,
+                    parent_command_seq=event.command_seq,
+                    timeout=event.data.get("timeout"),
+                )
+    for i in kept:
+        if records[i].completion is not None:
+            end_leftovers(records[i].claim.execution_id, now)  # its children, then activities
+    _schedule_activities(records, results, kept, now)
+    delivered = [pk for i in kept for pk in records[i].delivered_activity_ids]
+    if delivered:
+        ActivityTask.objects.using(alias()).filter(pk__in=delivered).update(delivered=True)
+    consumed = [pk for i in kept for pk in records[i].consumed_signal_ids]
+    if consumed:
+        PendingSignal.objects.using(alias()).filter(pk__in=consumed).delete()
+
+
+def _schedule_activities(
+    records: Sequence[TaskRecord], results: list[RecordedTask], kept: list[int], now: datetime
+) -> None:
+    """Insert the scheduled activities: leased to this worker where it runs them itself,
+    queued (and announced with one NOTIFY) for any worker otherwise."""
+    rows: list[tuple[int, ActivityTask]] = []
+    queued = False
+    for i in kept:
+        claim = records[i].claim
+        for event in records[i].events:
+            if event.kind != EventKind.ACTIVITY_SCHEDULED:
+                continue
+            row = ActivityTask(
+                execution_id=claim.execution_id,
+                command_seq=event.command_seq,
+                activity_name=event.name,
+                queue=event.data.get("queue", "default"),
+                args=event.data.get("args", []),
+                kwargs=event.data.get("kwargs", {}),
+                options=event.data.get("options", {}),
+                due_at=now,
+            )
+            if event.command_seq in records[i].leased_activity_seqs:
+                row.status = ActivityStatus.RUNNING
+                row.attempt = 1
+                row.lease_owner = claim.owner
+                row.lease_until = lease_deadline(now)
+                row.started_at = now
+            else:
+                queued = True
+            rows.append((i, row))
+    if not rows:
+        return
+    ActivityTask.objects.using(alias()).bulk_create([row for _, row in rows])
+    for i, row in rows:
+        if row.lease_owner:
+            results[i].activities.append(claim_of(row, row.lease_owner))
+    if queued:
+        notify("activity", "scheduled")
