@@ -41,8 +41,13 @@ def conninfo_for(alias: str) -> str:
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
+EVERYTHING = "*"  # a kind meaning: anything may have become runnable (after a reconnect)
+
+
 class Listener:
-    """Sets `wake` on every notification; reconnects with back-off when the connection dies."""
+    """Sets `wake` on every notification and notes its kind (`take_kinds`: "workflow",
+    "activity"), so the worker queries only for what may be there; reconnects with back-off
+    when the connection dies."""
 
     def __init__(self, alias: str, wake: asyncio.Event) -> None:
         self.conninfo = conninfo_for(alias)
@@ -50,6 +55,12 @@ class Listener:
         self.wake = wake
         self.connected = asyncio.Event()
         self.connects = 0
+        self._kinds: set[str] = {EVERYTHING}
+
+    def take_kinds(self) -> set[str]:
+        """The kinds of work notified since the last call (EVERYTHING after a reconnect)."""
+        kinds, self._kinds = self._kinds, set()
+        return kinds
 
     async def run(self) -> None:
         backoff = 0.1
@@ -72,8 +83,10 @@ class Listener:
             if self.connects > 1:
                 logger.warning("LISTEN connection restored")
             self.connected.set()
-            self.wake.set()  # catch up on whatever was sent while we were not listening
+            self._kinds.add(EVERYTHING)  # catch up on whatever was sent while we were away
+            self.wake.set()
             while True:
-                async for _ in conn.notifies(timeout=probe_every):
+                async for notification in conn.notifies(timeout=probe_every):
+                    self._kinds.add(notification.payload.partition(":")[0])
                     self.wake.set()
                 await conn.execute("SELECT 1")  # probe: raises if the connection is gone

@@ -33,7 +33,7 @@ from ..registry import register
 from ..runtime import Event
 from ..store import ActivityClaim, WorkflowClaim
 from ..store.db import alias, supports_notify
-from .listener import Listener
+from .listener import EVERYTHING, Listener
 from .outcomes import OutcomeRecorder
 from .pool import ActivityPool, ProcessLost, runs_async
 from .sticky import StickyCache
@@ -145,6 +145,12 @@ class Worker:
         self._runnable_activities = frozenset(self.activity_names)
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
+        # Whether claimable rows may be waiting: set by a NOTIFY of their kind, a due time,
+        # a sweep or a polling tick; cleared by a claim that found fewer than it asked for.
+        # So a wake-up about activities does not also query for workflow tasks, and back.
+        self._maybe_activities = True
+        self._maybe_workflows = True
+        self._claimed_at = 0.0  # monotonic time of the last claim query
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -268,31 +274,54 @@ class Worker:
         async_room = self.pool.room(True) + self.options.batch - waiting.count(True)
         return max(0, sync_room), max(0, async_room)
 
+    def _note_notifications(self) -> None:
+        if time.monotonic() - self._claimed_at >= self.options.tick:
+            # Busy workers skip the due-time query (a finishing batch wakes them anyway):
+            # timers and retries that came due meanwhile are found by this periodic claim.
+            self._maybe_activities = self._maybe_workflows = True
+        if self.listener is None:
+            return
+        kinds = self.listener.take_kinds()
+        if EVERYTHING in kinds or "activity" in kinds:
+            self._maybe_activities = True
+        if EVERYTHING in kinds or "workflow" in kinds:
+            self._maybe_workflows = True
+
     async def claim_once(self) -> bool:
         """Claim what is due now; True if anything was claimed."""
+        self._note_notifications()
         sync_room, async_room = self._activity_room()
         activity_claims: list[ActivityClaim] = []
-        if sync_room or async_room:
+        if self._maybe_activities and (sync_room or async_room):
             names = [
                 name
                 for name in self.activity_names
                 if (async_room if register.get_activity(name).is_async else sync_room)
             ]
             if names:
+                limit = min(self.options.batch, sync_room + async_room)
                 activity_claims = await store.aclaim_activity_tasks(
                     self.id,
-                    min(self.options.batch, sync_room + async_room),
+                    limit,
                     queues=self.options.queues or None,
                     activity_names=names,
                 )
+                self._maybe_activities = len(activity_claims) == limit
+                self._claimed_at = time.monotonic()
         self._hold_activities(activity_claims)
         workflow_claims: list[WorkflowClaim] = []
         # Refill in batches: claiming one task per finished one would cost a query each.
-        if not self.stopping and len(self.workflow_claims) <= self.options.batch // 2:
+        if (
+            self._maybe_workflows
+            and not self.stopping
+            and len(self.workflow_claims) <= self.options.batch // 2
+        ):
             room = self.options.batch - len(self.workflow_claims)
             workflow_claims = await store.aclaim_workflow_tasks(
                 self.id, room, workflow_names=self.workflow_names
             )
+            self._maybe_workflows = len(workflow_claims) == room
+            self._claimed_at = time.monotonic()
         self._continue_here(workflow_claims)
         return bool(activity_claims or workflow_claims)
 
@@ -318,8 +347,8 @@ class Worker:
             timeout = min(cap, max(0.0, (due - timezone.now()).total_seconds()))
         try:
             await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
+        except TimeoutError:  # something is due, or it is time to sweep (or poll)
+            self._maybe_activities = self._maybe_workflows = True
 
     # -- workflow tasks --------------------------------------------------------------------
 

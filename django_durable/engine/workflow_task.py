@@ -246,6 +246,7 @@ async def _activate(
         delivered_child_ids=[pk for pk, _ in inbox.children],
         consumed_signal_ids=[pk for pk, _ in inbox.signals],
         next_wake_at=None if instance is None else _next_wake(instance, claim.timeout_at),
+        leftovers=instance is None or instance.awaits_activities or instance.awaits_children,
     )
     return _Activation(index, instance, record)
 

@@ -21,6 +21,7 @@ from .executions import (
     wake_executions,
     workflow_claim_of,
 )
+from .sets import locked_rows, update_each
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,21 @@ class RecordedOutcomes:
 
     recorded: list[bool]
     continued: list[WorkflowClaim]
+
+
+# What a workflow claim is built from (`workflow_claim_of`), and the lease it checks.
+_CLAIM_FIELDS = (
+    "workflow_name",
+    "workflow_id",
+    "parent_id",
+    "epoch",
+    "inbox_version",
+    "timeout_at",
+    "cancel_requested",
+    "cancel_reason",
+    "status",
+    "lease_until",
+)
 
 
 def _tasks():
@@ -209,24 +225,29 @@ def record_activity_outcomes(
     owner = outcomes[0].claim.owner
     with transaction.atomic(using=alias()):
         woken = sorted({o.claim.execution_id for o in outcomes if o.final})
-        executions = {
-            row.pk: row
-            for row in WorkflowExecution.objects.using(alias())
-            .filter(pk__in=woken)
-            .order_by("pk")
-            .select_for_update()
+        executions = locked_rows(WorkflowExecution, woken, *_CLAIM_FIELDS)
+        rows = locked_rows(
+            ActivityTask, {o.claim.task_id for o in outcomes}, "attempt", "lease_owner", "status"
+        )
+        changes: dict[int, dict[str, Any]] = {}
+        for index, outcome in enumerate(outcomes):
+            claim = outcome.claim
+            row = rows.get(claim.task_id)
+            if row is None or (row.attempt, row.lease_owner, row.status) != (
+                claim.attempt,
+                claim.owner,
+                ActivityStatus.RUNNING,
+            ):
+                continue  # no longer current: the outcome is discarded
+            recorded[index] = True
+            changes[claim.task_id] = outcome.changes(now)
+        update_each(ActivityTask, changes, {"lease_owner": "", "lease_until": None})
+        with_input = {
+            o.claim.execution_id
+            for o, done in zip(outcomes, recorded, strict=True)
+            if done and o.final
         }
-        retried = False
-        with_input: set[uuid.UUID] = set()
-        for index in sorted(range(len(outcomes)), key=lambda i: outcomes[i].claim.task_id):
-            outcome = outcomes[index]
-            changes = outcome.changes(now)
-            if _current(outcome.claim).update(lease_owner="", lease_until=None, **changes):
-                recorded[index] = True
-                if outcome.final:
-                    with_input.add(outcome.claim.execution_id)
-                else:
-                    retried = True
+        retried = any(done and not o.final for o, done in zip(outcomes, recorded, strict=True))
         take = []
         for pk in sorted(with_input):
             row = executions.get(pk)

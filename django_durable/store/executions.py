@@ -276,22 +276,36 @@ def _child_event(child: WorkflowExecution) -> Event:
 
 
 def end_leftovers(execution_id: uuid.UUID, now: datetime) -> None:
-    """An execution ended: ask its children to cancel and cancel its unfinished activities.
+    """An execution ended: ask its children to cancel and cancel its unfinished activities."""
+    end_leftovers_of([execution_id], now)
+
+
+def end_leftovers_of(execution_ids: Collection[uuid.UUID], now: datetime) -> None:
+    """Executions ended: ask their children to cancel and cancel their unfinished activities.
 
     Children first, in primary-key order, then the activities: the module's lock order.
     A running activity learns it at its next heartbeat and the worker stops its process
     if it does not stop by itself.
     """
-    live_children = _executions().filter(
-        parent_id=execution_id, status__in=[ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED]
+    if not execution_ids:
+        return
+    live_children = list(
+        _executions()
+        .filter(
+            parent_id__in=list(execution_ids),
+            status__in=[ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED],
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    for child_id in live_children.order_by("pk").values_list("pk", flat=True):
-        _executions().filter(pk=child_id, cancel_requested=False).update(
+    if live_children:
+        asked = _executions().filter(pk__in=live_children, cancel_requested=False)
+        locked_in_order(asked).update(
             cancel_requested=True, cancel_reason="The parent execution ended."
         )
-        wake_execution(child_id, now)
+        wake_executions(live_children, now)
     unfinished = ActivityTask.objects.using(alias()).filter(
-        execution_id=execution_id,
+        execution_id__in=list(execution_ids),
         status__in=[ActivityStatus.QUEUED, ActivityStatus.RUNNING],
     )
     locked_in_order(unfinished).update(

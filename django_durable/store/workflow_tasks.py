@@ -23,7 +23,7 @@ from typing import Any
 from django.db import transaction
 
 from ..constants import ActivityStatus, EventKind, ExecutionStatus
-from ..models import ActivityTask, HistoryEvent, PendingSignal
+from ..models import ActivityTask, HistoryEvent, PendingSignal, WorkflowExecution
 from ..payloads import storable_error
 from ..runtime.events import Event
 from .activities import ActivityClaim, claim_of
@@ -31,11 +31,11 @@ from .db import alias, lease_deadline, notify, now_or
 from .executions import (
     WorkflowClaim,
     _executions,
-    _fenced,
     _lease_lost,
-    end_leftovers,
+    end_leftovers_of,
     wake_executions,
 )
+from .sets import locked_rows, update_each
 from .starts import create_execution
 
 _COMPLETION_STATUS = {
@@ -61,6 +61,9 @@ class TaskRecord:
     # Command numbers of scheduled activities this worker runs itself: they are inserted
     # already leased to the claim's owner, so nobody claims them and no NOTIFY is sent.
     leased_activity_seqs: Collection[int] = ()
+    # False when the workflow knows it leaves no unfinished activity or child behind as it
+    # ends (it awaited them all), which spares the queries that would look for them.
+    leftovers: bool = True
 
     @property
     def completion(self) -> Event | None:
@@ -120,12 +123,9 @@ def record_workflow_tasks(
             if r.claim.parent_id is not None and r.completion is not None
         }
         wake_executions(sorted(parents), now)  # the ancestors' locks come first
-        missed = []
-        for i in order:
-            fenced = _fence(records[i], now)
-            results[i].lost = fenced is None
-            if fenced:
-                missed.append(records[i].claim.execution_id)
+        lost, missed = _fence(records, now)
+        for i in lost:
+            results[i].lost = True
         kept = [i for i in order if not results[i].lost]
         _write(records, results, kept, now)
         if missed:
@@ -133,28 +133,47 @@ def record_workflow_tasks(
     return results
 
 
-def _fence(record: TaskRecord, now: datetime) -> bool | None:
-    """Release or end the execution if the lease still holds: None if it does not, True if
-    an input arrived meanwhile (the execution is due again at once), else False."""
-    claim = record.claim
-    completion = record.completion
-    if completion is None:
-        # The common case is one statement; only a missed input costs a second one.
-        current = _fenced(claim).filter(inbox_version=claim.inbox_version)
-        if current.update(wake_at=record.next_wake_at, **_RELEASED):
-            return False
-        return True if _fenced(claim).update(wake_at=now, **_RELEASED) else None
-    if completion.data.get("error") is not None:  # an error must always be storable
-        completion.data["error"] = storable_error(completion.data["error"])
-    ended = _fenced(claim).update(
-        status=_COMPLETION_STATUS[completion.kind],
-        result=completion.data.get("result"),
-        error=completion.data.get("error"),
-        finished_at=now,
-        wake_at=None,
-        **_RELEASED,
+def _fence(records: Sequence[TaskRecord], now: datetime) -> tuple[list[int], list[uuid.UUID]]:
+    """Release (or end) every execution whose lease still holds, in two statements: lock
+    the rows in primary-key order and read their fences, then one UPDATE for all.
+
+    Returns the indexes of the records whose lease was lost (nothing of them is written),
+    and the executions an input reached while their task ran: they are due again at once.
+    """
+    rows = locked_rows(
+        WorkflowExecution,
+        [r.claim.execution_id for r in records],
+        "epoch",
+        "lease_owner",
+        "inbox_version",
     )
-    return False if ended else None
+    lost, missed = [], []
+    changes: dict[uuid.UUID, dict[str, Any]] = {}
+    for i, record in enumerate(records):
+        claim = record.claim
+        row = rows.get(claim.execution_id)
+        if row is None or (row.epoch, row.lease_owner) != (claim.epoch, claim.owner):
+            lost.append(i)
+            continue
+        completion = record.completion
+        if completion is None:
+            wake_at = record.next_wake_at
+            if row.inbox_version != claim.inbox_version:
+                wake_at = now
+                missed.append(claim.execution_id)
+            changes[claim.execution_id] = {"wake_at": wake_at}
+            continue
+        if completion.data.get("error") is not None:  # an error must always be storable
+            completion.data["error"] = storable_error(completion.data["error"])
+        changes[claim.execution_id] = {
+            "status": _COMPLETION_STATUS[completion.kind],
+            "result": completion.data.get("result"),
+            "error": completion.data.get("error"),
+            "finished_at": now,
+            "wake_at": None,
+        }
+    update_each(WorkflowExecution, changes, _RELEASED)
+    return lost, missed
 
 
 def _write(
@@ -188,9 +207,15 @@ def _write(
                     parent_command_seq=event.command_seq,
                     timeout=event.data.get("timeout"),
                 )
-    for i in kept:
-        if records[i].completion is not None:
-            end_leftovers(records[i].claim.execution_id, now)  # its children, then activities
+    # Their children, then their activities; only where the workflow may have left some.
+    end_leftovers_of(
+        [
+            records[i].claim.execution_id
+            for i in kept
+            if records[i].completion is not None and records[i].leftovers
+        ],
+        now,
+    )
     _schedule_activities(records, results, kept, now)
     delivered = [pk for i in kept for pk in records[i].delivered_activity_ids]
     if delivered:
