@@ -112,7 +112,7 @@ def _deadline(claim: ActivityClaim) -> tuple[float | None, str]:
 
 @dataclass
 class WorkerOptions:
-    batch: int = 20
+    batch: int = 100
     tick: float = 0.2
     procs: int = 4
     queues: list[str] = field(default_factory=list)

@@ -234,9 +234,13 @@ def load_inboxes(
                 status__in=ActivityStatus.TERMINAL,
             )
             .order_by("finished_at", "pk")
+            .values_list(*_OUTCOME_FIELDS)
         )
-        for task in tasks:
-            inboxes[task.execution_id].activity_outcomes.append((task.pk, _outcome_event(task)))
+        for row in tasks:
+            outcome = dict(zip(_OUTCOME_FIELDS, row, strict=True))
+            inboxes[outcome["execution_id"]].activity_outcomes.append(
+                (outcome["pk"], _outcome_event(outcome))
+            )
     if children:
         rows = (
             _executions()
@@ -256,12 +260,27 @@ def load_inboxes(
     return inboxes
 
 
-def _outcome_event(task: ActivityTask) -> Event:
-    if task.status == ActivityStatus.COMPLETED:
-        kind, data = EventKind.ACTIVITY_COMPLETED, {"result": task.result}
+_OUTCOME_FIELDS = (
+    "pk",
+    "execution_id",
+    "status",
+    "result",
+    "error",
+    "command_seq",
+    "activity_name",
+)
+
+
+def _outcome_event(task: dict[str, Any]) -> Event:
+    """The history event of a finished activity (its row's `_OUTCOME_FIELDS`)."""
+    if task["status"] == ActivityStatus.COMPLETED:
+        kind, data = EventKind.ACTIVITY_COMPLETED, {"result": task["result"]}
     else:
-        kind, data = EventKind.ACTIVITY_FAILED, {"error": task.error or {}, "status": task.status}
-    return Event(kind, task.command_seq, task.activity_name, data)
+        kind, data = (
+            EventKind.ACTIVITY_FAILED,
+            {"error": task["error"] or {}, "status": task["status"]},
+        )
+    return Event(kind, task["command_seq"], task["activity_name"], data)
 
 
 def _child_event(child: WorkflowExecution) -> Event:

@@ -26,7 +26,7 @@ from ..constants import ActivityStatus, EventKind, ExecutionStatus
 from ..models import ActivityTask, HistoryEvent, PendingSignal, WorkflowExecution
 from ..payloads import storable_error
 from ..runtime.events import Event
-from .activities import ActivityClaim, claim_of
+from .activities import ActivityClaim
 from .db import alias, lease_deadline, notify, now_or
 from .executions import (
     WorkflowClaim,
@@ -35,7 +35,7 @@ from .executions import (
     end_leftovers_of,
     wake_executions,
 )
-from .sets import locked_rows, update_each
+from .sets import insert_rows, locked_rows, update_each
 from .starts import create_execution
 
 _COMPLETION_STATUS = {
@@ -180,17 +180,21 @@ def _write(
     records: Sequence[TaskRecord], results: list[RecordedTask], kept: list[int], now: datetime
 ) -> None:
     """Everything but the executions' own rows, for the records whose lease held."""
-    HistoryEvent.objects.using(alias()).bulk_create(
-        HistoryEvent(
-            execution_id=records[i].claim.execution_id,
-            sequence=records[i].history_length + offset,
-            kind=event.kind,
-            command_seq=event.command_seq,
-            name=event.name,
-            data=event.data,
-        )
-        for i in kept
-        for offset, event in enumerate(records[i].events, start=1)
+    insert_rows(
+        HistoryEvent,
+        [
+            {
+                "execution": records[i].claim.execution_id,
+                "sequence": records[i].history_length + offset,
+                "kind": event.kind,
+                "command_seq": event.command_seq,
+                "name": event.name,
+                "data": event.data,
+                "created_at": now,
+            }
+            for i in kept
+            for offset, event in enumerate(records[i].events, start=1)
+        ],
     )
     delivered_children = [pk for i in kept for pk in records[i].delivered_child_ids]
     if delivered_children:
@@ -230,37 +234,54 @@ def _schedule_activities(
 ) -> None:
     """Insert the scheduled activities: leased to this worker where it runs them itself,
     queued (and announced with one NOTIFY) for any worker otherwise."""
-    rows: list[tuple[int, ActivityTask]] = []
-    queued = False
+    owners: list[tuple[int, str]] = []
+    rows: list[dict[str, Any]] = []
     for i in kept:
         claim = records[i].claim
         for event in records[i].events:
             if event.kind != EventKind.ACTIVITY_SCHEDULED:
                 continue
-            row = ActivityTask(
-                execution_id=claim.execution_id,
-                command_seq=event.command_seq,
-                activity_name=event.name,
-                queue=event.data.get("queue", "default"),
-                args=event.data.get("args", []),
-                kwargs=event.data.get("kwargs", {}),
-                options=event.data.get("options", {}),
-                due_at=now,
+            leased = event.command_seq in records[i].leased_activity_seqs
+            owners.append((i, claim.owner if leased else ""))
+            rows.append(
+                {
+                    "execution": claim.execution_id,
+                    "command_seq": event.command_seq,
+                    "activity_name": event.name,
+                    "queue": event.data.get("queue", "default"),
+                    "args": event.data.get("args", []),
+                    "kwargs": event.data.get("kwargs", {}),
+                    "options": event.data.get("options", {}),
+                    "status": ActivityStatus.RUNNING if leased else ActivityStatus.QUEUED,
+                    "attempt": 1 if leased else 0,
+                    "due_at": now,
+                    "lease_owner": claim.owner if leased else "",
+                    "lease_until": lease_deadline(now) if leased else None,
+                    "delivered": False,
+                    "created_at": now,
+                    "started_at": now if leased else None,
+                }
             )
-            if event.command_seq in records[i].leased_activity_seqs:
-                row.status = ActivityStatus.RUNNING
-                row.attempt = 1
-                row.lease_owner = claim.owner
-                row.lease_until = lease_deadline(now)
-                row.started_at = now
-            else:
-                queued = True
-            rows.append((i, row))
     if not rows:
         return
-    ActivityTask.objects.using(alias()).bulk_create([row for _, row in rows])
-    for i, row in rows:
-        if row.lease_owner:
-            results[i].activities.append(claim_of(row, row.lease_owner))
-    if queued:
+    pks = insert_rows(ActivityTask, rows, returning=True)
+    for (i, owner), pk, row in zip(owners, pks, rows, strict=True):
+        if owner:
+            results[i].activities.append(
+                ActivityClaim(
+                    task_id=pk,
+                    execution_id=row["execution"],
+                    command_seq=row["command_seq"],
+                    activity_name=row["activity_name"],
+                    args=row["args"],
+                    kwargs=row["kwargs"],
+                    attempt=1,
+                    owner=owner,
+                    options=row["options"],
+                    heartbeat_details=None,
+                    scheduled_at=now,
+                    started_at=now,
+                )
+            )
+    if any(not owner for _, owner in owners):
         notify("activity", "scheduled")

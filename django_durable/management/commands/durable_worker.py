@@ -31,7 +31,12 @@ class Command(BaseCommand):
             dest="use_async",
             help="Accepted for clarity: the worker is always one asyncio event loop.",
         )
-        parser.add_argument("--batch", type=int, default=20, help="Most rows claimed per query.")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=100,
+            help="Most rows claimed per query, and workflow tasks recorded per transaction.",
+        )
         parser.add_argument(
             "--tick",
             type=float,
