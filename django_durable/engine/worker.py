@@ -46,6 +46,7 @@ logger = logging.getLogger("django_durable.worker")
 DATABASE_THREADS = 4  # transactions in flight at once, each on its own connection
 POOL_READY_SECONDS = 30.0  # a child that takes longer (import error?) is waited for no more
 WORKFLOW_BATCHES = 2  # batches of workflow tasks in flight: one records while one runs
+DUE_QUERY_SECONDS = 1.0  # an idle worker asks the database what is due at most this often
 WATCHDOG_SECONDS = 0.2  # how often running activities are checked against their timeouts
 STATES_SECONDS = 0.5  # how often their heartbeats and cancellation are read from the database
 
@@ -151,6 +152,11 @@ class Worker:
         self._maybe_activities = True
         self._maybe_workflows = True
         self._claimed_at = 0.0  # monotonic time of the last claim query
+        # The earliest due time known (a timer, a retry, a lease expiring): queried from the
+        # database at most every DUE_QUERY_SECONDS unless a NOTIFY came, and lowered at once
+        # by the timers this worker's own workflow tasks set.
+        self._due_at: datetime | None = None
+        self._due_queried = float("-inf")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -282,6 +288,8 @@ class Worker:
         if self.listener is None:
             return
         kinds = self.listener.take_kinds()
+        if kinds:
+            self._due_queried = float("-inf")  # what is due may have changed elsewhere
         if EVERYTHING in kinds or "activity" in kinds:
             self._maybe_activities = True
         if EVERYTHING in kinds or "workflow" in kinds:
@@ -327,15 +335,17 @@ class Worker:
 
     async def _sleep_until_due(self) -> None:
         sync_room, async_room = self._activity_room()
-        due = None
-        if not self.workflow_tasks and not self.workflow_claims:
-            # Else the next batch to finish wakes the loop anyway.
-            due = await store.anext_due_at(
+        idle = not self.workflow_tasks and not self.workflow_claims
+        # Else the next batch to finish wakes the loop anyway.
+        if idle and time.monotonic() - self._due_queried >= DUE_QUERY_SECONDS:
+            self._due_at = await store.anext_due_at(
                 queues=self.options.queues or None,
                 activities=bool(sync_room or async_room),
                 workflow_names=self.workflow_names,
                 activity_names=self.activity_names,
             )
+            self._due_queried = time.monotonic()
+        due = self._due_at if idle else None
         if self.uses_notify and self.listener is not None and self.listener.connected.is_set():
             cap = durable_setting("SWEEP_SECONDS")
         elif self.uses_notify:
@@ -349,6 +359,7 @@ class Worker:
             await asyncio.wait_for(self._wake.wait(), timeout)
         except TimeoutError:  # something is due, or it is time to sweep (or poll)
             self._maybe_activities = self._maybe_workflows = True
+            self._due_at, self._due_queried = None, float("-inf")
 
     # -- workflow tasks --------------------------------------------------------------------
 
@@ -390,6 +401,11 @@ class Worker:
             logger.exception("A batch of %d workflow task(s) failed; leases expire", len(claims))
             return
         self._hold_activities([claim for result in results for claim in result.activities])
+        for result in results:
+            if result.next_wake_at is not None and (
+                self._due_at is None or result.next_wake_at < self._due_at
+            ):
+                self._due_at = result.next_wake_at
 
     def _lease_activities(self):
         """Which activities scheduled by a batch this worker runs itself (inserted leased to

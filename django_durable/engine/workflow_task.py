@@ -41,6 +41,7 @@ class WorkflowTaskResult:
     parked: str = ""
     lease_lost: bool = False
     activities: list[ActivityClaim] = field(default_factory=list)  # leased to this worker
+    next_wake_at: datetime | None = None  # when it is due again without new input
 
 
 def _new_inputs(
@@ -297,4 +298,8 @@ def _result_of(activation: _Activation, done: RecordedTask) -> WorkflowTaskResul
             activation.record.claim.owner,
         )
         return WorkflowTaskResult(instance=activation.instance, lease_lost=True)
-    return WorkflowTaskResult(instance=activation.instance, activities=done.activities)
+    return WorkflowTaskResult(
+        instance=activation.instance,
+        activities=done.activities,
+        next_wake_at=activation.record.next_wake_at,
+    )
