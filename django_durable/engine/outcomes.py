@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from .. import store
 from ..constants import ActivityStatus
-from ..store import ActivityClaim, ActivityOutcome, WorkflowClaim
+from ..store import ActivityClaim, ActivityOutcome, TaskInputs, WorkflowClaim
 from ..store.twins import async_twin
 from .activities import retry_at, settle_activity
 
@@ -68,7 +68,7 @@ class OutcomeRecorder:
     def __init__(
         self,
         held_here: Callable[[Collection[uuid.UUID]], Collection[uuid.UUID]],
-        continue_here: Callable[[list[WorkflowClaim]], None],
+        continue_here: Callable[[list[WorkflowClaim], TaskInputs], None],
     ) -> None:
         self._held_here = held_here
         self._continue_here = continue_here
@@ -123,7 +123,7 @@ class OutcomeRecorder:
             for pending, recorded in zip(batch, done.recorded, strict=True):
                 _resolve(pending.recorded, recorded)
             if done.continued:
-                self._continue_here(done.continued)
+                self._continue_here(done.continued, done.inputs)
             return
 
     async def _write_one_by_one(self, batch: list[_Pending]) -> None:

@@ -36,6 +36,10 @@ class StickyCache:
     def __contains__(self, execution_id: uuid.UUID) -> bool:
         return execution_id in self._entries
 
+    def epochs(self) -> dict[uuid.UUID, int]:
+        """The epoch each held instance recorded at (see `CachedInstance.epoch`)."""
+        return {pk: entry.epoch for pk, entry in self._entries.items()}
+
     def take(self, execution_id: uuid.UUID) -> CachedInstance | None:
         """Remove and return the entry: whoever takes it puts it back only if it recorded."""
         return self._entries.pop(execution_id, None)

@@ -31,7 +31,7 @@ from ..exceptions import ActivityProcessDied, ActivityTimeoutError
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event
-from ..store import ActivityClaim, WorkflowClaim
+from ..store import ActivityClaim, TaskInputs, WorkflowClaim
 from ..store.db import alias, supports_notify
 from .listener import EVERYTHING, Listener
 from .outcomes import OutcomeRecorder
@@ -134,6 +134,7 @@ class Worker:
         self.activities: dict[AttemptKey, RunningAttempt] = {}  # every attempt held here
         self.pending: deque[AttemptKey] = deque()  # held, waiting for room in the pool
         self.workflow_claims: deque[WorkflowClaim] = deque()  # claimed, not yet running
+        self.claimed_inputs = TaskInputs()  # what was read with them, by execution id
         self.workflow_tasks: set[asyncio.Task] = set()  # batches running
         self.listener: Listener | None = None
         self.pool: ActivityPool | None = None
@@ -281,7 +282,8 @@ class Worker:
         return max(0, sync_room), max(0, async_room)
 
     def _note_notifications(self) -> None:
-        if time.monotonic() - self._claimed_at >= self.options.tick:
+        busy = self.workflow_tasks or self.workflow_claims or self.activities
+        if busy and time.monotonic() - self._claimed_at >= self.options.tick:
             # Busy workers skip the due-time query (a finishing batch wakes them anyway):
             # timers and retries that came due meanwhile are found by this periodic claim.
             self._maybe_activities = self._maybe_workflows = True
@@ -296,42 +298,48 @@ class Worker:
             self._maybe_workflows = True
 
     async def claim_once(self) -> bool:
-        """Claim what is due now; True if anything was claimed."""
+        """Claim what is due now, activities and workflow tasks at once (two transactions
+        on two database threads); True if anything was claimed."""
         self._note_notifications()
-        sync_room, async_room = self._activity_room()
-        activity_claims: list[ActivityClaim] = []
-        if self._maybe_activities and (sync_room or async_room):
-            names = [
-                name
-                for name in self.activity_names
-                if (async_room if register.get_activity(name).is_async else sync_room)
-            ]
-            if names:
-                limit = min(self.options.batch, sync_room + async_room)
-                activity_claims = await store.aclaim_activity_tasks(
-                    self.id,
-                    limit,
-                    queues=self.options.queues or None,
-                    activity_names=names,
-                )
-                self._maybe_activities = len(activity_claims) == limit
-                self._claimed_at = time.monotonic()
+        activity_claims, workflow_claims = await asyncio.gather(
+            self._claim_activities(), self._claim_workflow_tasks()
+        )
         self._hold_activities(activity_claims)
-        workflow_claims: list[WorkflowClaim] = []
+        claims, inputs = workflow_claims
+        self._continue_here(claims, inputs)
+        return bool(activity_claims or claims)
+
+    async def _claim_activities(self) -> list[ActivityClaim]:
+        sync_room, async_room = self._activity_room()
+        if not self._maybe_activities or not (sync_room or async_room):
+            return []
+        names = [
+            name
+            for name in self.activity_names
+            if (async_room if register.get_activity(name).is_async else sync_room)
+        ]
+        if not names:
+            return []
+        limit = min(self.options.batch, sync_room + async_room)
+        claims = await store.aclaim_activity_tasks(
+            self.id, limit, queues=self.options.queues or None, activity_names=names
+        )
+        self._maybe_activities = len(claims) == limit
+        self._claimed_at = time.monotonic()
+        return claims
+
+    async def _claim_workflow_tasks(self) -> tuple[list[WorkflowClaim], TaskInputs]:
+        """Claim workflow tasks with what they will read (in the claim's transaction)."""
         # Refill in batches: claiming one task per finished one would cost a query each.
-        if (
-            self._maybe_workflows
-            and not self.stopping
-            and len(self.workflow_claims) <= self.options.batch // 2
-        ):
-            room = self.options.batch - len(self.workflow_claims)
-            workflow_claims = await store.aclaim_workflow_tasks(
-                self.id, room, workflow_names=self.workflow_names
-            )
-            self._maybe_workflows = len(workflow_claims) == room
-            self._claimed_at = time.monotonic()
-        self._continue_here(workflow_claims)
-        return bool(activity_claims or workflow_claims)
+        room = self.options.batch - len(self.workflow_claims)
+        if not self._maybe_workflows or self.stopping or room < self.options.batch // 2:
+            return [], TaskInputs()
+        claims, inputs = await store.aclaim_workflow_tasks_with_inputs(
+            self.id, room, held=self.cache.epochs(), workflow_names=self.workflow_names
+        )
+        self._maybe_workflows = len(claims) == room
+        self._claimed_at = time.monotonic()
+        return claims, inputs
 
     async def _sleep_until_due(self) -> None:
         sync_room, async_room = self._activity_room()
@@ -369,16 +377,26 @@ class Worker:
             return set()
         return {pk for pk in execution_ids if pk in self.cache}
 
-    def _continue_here(self, claims: list[WorkflowClaim]) -> None:
-        """Queue claimed workflow tasks and start a batch if there is room for one."""
+    def _continue_here(self, claims: list[WorkflowClaim], inputs: TaskInputs) -> None:
+        """Queue claimed workflow tasks, with what was read for them, and start a batch if
+        there is room for one."""
         self.workflow_claims.extend(claims)
+        self.claimed_inputs.histories.update(inputs.histories)
+        self.claimed_inputs.inboxes.update(inputs.inboxes)
         self._start_workflow_batches()
 
     def _start_workflow_batches(self) -> None:
         while self.workflow_claims and len(self.workflow_tasks) < WORKFLOW_BATCHES:
             size = min(len(self.workflow_claims), self.options.batch)
             claims = [self.workflow_claims.popleft() for _ in range(size)]
-            task = asyncio.create_task(self._run_workflow_batch(claims))
+            inputs = TaskInputs()
+            for claim in claims:
+                pk = claim.execution_id
+                if pk in self.claimed_inputs.histories:
+                    inputs.histories[pk] = self.claimed_inputs.histories.pop(pk)
+                if pk in self.claimed_inputs.inboxes:
+                    inputs.inboxes[pk] = self.claimed_inputs.inboxes.pop(pk)
+            task = asyncio.create_task(self._run_workflow_batch(claims, inputs))
             self.workflow_tasks.add(task)
             task.add_done_callback(self._workflow_batch_done)
 
@@ -387,13 +405,14 @@ class Worker:
         self._start_workflow_batches()
         self._wake.set()
 
-    async def _run_workflow_batch(self, claims: list[WorkflowClaim]) -> None:
+    async def _run_workflow_batch(self, claims: list[WorkflowClaim], inputs: TaskInputs) -> None:
         try:
             results = await run_workflow_tasks(
                 claims,
                 cache=self.cache,
                 thread=self.workflow_thread,
                 lease_activities=self._lease_activities(),
+                inputs=inputs,
             )
         except asyncio.CancelledError:
             raise

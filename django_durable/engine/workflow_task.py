@@ -18,7 +18,15 @@ from ..exceptions import DurableError
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event, WorkflowInfo, WorkflowInstance, replay
-from ..store import ActivityClaim, Inbox, LeaseLost, RecordedTask, TaskRecord, WorkflowClaim
+from ..store import (
+    ActivityClaim,
+    Inbox,
+    LeaseLost,
+    RecordedTask,
+    TaskInputs,
+    TaskRecord,
+    WorkflowClaim,
+)
 from .sticky import StickyCache
 from .workflow_thread import WorkflowTaskStuck, WorkflowThread
 
@@ -139,11 +147,13 @@ async def run_workflow_tasks(
     cache: StickyCache | None = None,
     thread: WorkflowThread | None = None,
     lease_activities: LeaseActivities | None = None,
+    inputs: TaskInputs | None = None,
 ) -> list[WorkflowTaskResult]:
     """Run claimed workflow tasks to their next wait and record them together.
 
     One transaction reads what they need (the histories of those not held in `cache`,
-    whose epoch proves current, and every inbox); their code runs one after the other on
+    whose epoch proves current, and every inbox), unless `inputs` read with the claims
+    already hold it; their code runs one after the other on
     `thread`; one transaction records them all (`store.record_workflow_tasks`). The
     activities `lease_activities` picks are inserted leased to this worker and returned.
     A non-determinism error (or a workflow this process does not know, or workflow code
@@ -162,10 +172,18 @@ async def run_workflow_tasks(
         hits = sum(current)
         cache.hits += hits
         cache.misses += len(claims) - hits
-    histories, inboxes = await store.aload_task_inputs(
-        [c.execution_id for c, hit in zip(claims, current, strict=True) if not hit],
-        [c.execution_id for c in claims],
-    )
+    inputs = inputs or TaskInputs()
+    history_of = [
+        c.execution_id
+        for c, hit in zip(claims, current, strict=True)
+        if not hit and c.execution_id not in inputs.histories
+    ]
+    inbox_of = [c.execution_id for c in claims if c.execution_id not in inputs.inboxes]
+    missing = TaskInputs()
+    if history_of or inbox_of:
+        missing = await store.aload_task_inputs(history_of, inbox_of)
+    histories = {**inputs.histories, **missing.histories}
+    inboxes = {**inputs.inboxes, **missing.inboxes}
     activations: list[_Activation] = []
     stuck_from: int | None = None
     for index, claim in enumerate(claims):
@@ -214,6 +232,7 @@ async def run_workflow_tasks(
             cache=cache,
             thread=thread,
             lease_activities=lease_activities,
+            inputs=TaskInputs(histories, inboxes),
         )
         results[stuck_from + 1 :] = rest
     return results

@@ -18,8 +18,10 @@ from .activities import (
 from .executions import (
     Inbox,
     LeaseLost,
+    TaskInputs,
     WorkflowClaim,
     claim_workflow_tasks,
+    claim_workflow_tasks_with_inputs,
     family_of,
     get_execution,
     load_histories,
@@ -50,6 +52,7 @@ aclaim_activity_tasks = async_twin(claim_activity_tasks)
 acomplete_activity_task = async_twin(complete_activity_task)
 aextend_activity_leases = async_twin(extend_activity_leases)
 aclaim_workflow_tasks = async_twin(claim_workflow_tasks)
+aclaim_workflow_tasks_with_inputs = async_twin(claim_workflow_tasks_with_inputs)
 aget_execution = async_twin(get_execution)
 afamily_of = async_twin(family_of)
 aload_history = async_twin(load_history)
@@ -80,12 +83,14 @@ __all__ = [
     "LeaseLost",
     "RecordedOutcomes",
     "RecordedTask",
+    "TaskInputs",
     "TaskRecord",
     "WorkflowClaim",
     "aattempt_states",
     "abeat_worker",
     "aclaim_activity_tasks",
     "aclaim_workflow_tasks",
+    "aclaim_workflow_tasks_with_inputs",
     "acomplete_activity_task",
     "aextend_activity_leases",
     "afamily_of",
@@ -113,6 +118,7 @@ __all__ = [
     "beat_worker",
     "claim_activity_tasks",
     "claim_workflow_tasks",
+    "claim_workflow_tasks_with_inputs",
     "complete_activity_task",
     "extend_activity_leases",
     "family_of",

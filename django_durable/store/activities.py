@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +15,10 @@ from ..constants import ActivityStatus, ExecutionStatus
 from ..models import ActivityTask, WorkflowExecution
 from .db import alias, lease_deadline, notify, now_or
 from .executions import (
+    TaskInputs,
     WorkflowClaim,
     locked_in_order,
+    read_task_inputs,
     wake_execution,
     wake_executions,
     workflow_claim_of,
@@ -77,6 +79,7 @@ class RecordedOutcomes:
 
     recorded: list[bool]
     continued: list[WorkflowClaim]
+    inputs: TaskInputs = field(default_factory=TaskInputs)  # the inboxes of `continued`
 
 
 # What a workflow claim is built from (`workflow_claim_of`), and the lease it checks.
@@ -210,9 +213,9 @@ def record_activity_outcomes(
 
     Each execution that got a final outcome is woken; for those in `continue_here` (the
     caller holds the workflow in memory) whose lease is free, the lease is taken for the
-    caller instead, and returned as a claim: its next workflow task runs there at once,
-    without a NOTIFY, a claim or a history read. Locks: the executions in primary-key
-    order, then the activity rows in primary-key order (the store's lock order). One
+    caller instead, and returned as a claim with its inbox: its next workflow task runs
+    there at once, without a NOTIFY, a claim or a read of its own. Locks: the executions
+    in primary-key order, then the activity rows in primary-key order (the store's lock order). One
     NOTIFY for the executions woken for others, one for the retries.
     May raise `DataError` for a value the database refuses: the caller then records the
     outcomes one by one (`complete_activity_task`) to find the one at fault.
@@ -220,8 +223,9 @@ def record_activity_outcomes(
     now = now_or(now)
     recorded = [False] * len(outcomes)
     continued: list[WorkflowClaim] = []
+    inputs = TaskInputs()
     if not outcomes:
-        return RecordedOutcomes(recorded, continued)
+        return RecordedOutcomes(recorded, continued, inputs)
     owner = outcomes[0].claim.owner
     with transaction.atomic(using=alias()):
         woken = sorted({o.claim.execution_id for o in outcomes if o.final})
@@ -266,9 +270,10 @@ def record_activity_outcomes(
                 epoch=F("epoch") + 1,
             )
             continued = [workflow_claim_of(row, owner, bumped=True) for row in take]
+            inputs = read_task_inputs([], sorted(taken))
         if retried:
             notify("activity", "retry")  # others re-compute when to wake
-    return RecordedOutcomes(recorded, continued)
+    return RecordedOutcomes(recorded, continued, inputs)
 
 
 def _current(claim: ActivityClaim):

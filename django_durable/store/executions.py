@@ -21,7 +21,7 @@ cannot take part in a deadlock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -111,7 +111,7 @@ def claim_workflow_tasks(
     )
     if workflow_names is not None:
         claimable &= Q(workflow_name__in=list(workflow_names))
-    with transaction.atomic(using=alias()):
+    with transaction.atomic(using=alias(), savepoint=False):
         candidates = _executions().filter(claimable)
         if execution_ids is not None:
             candidates = candidates.filter(pk__in=execution_ids)
@@ -128,6 +128,26 @@ def claim_workflow_tasks(
         )
         rows = _executions().filter(pk__in=ids, lease_owner=owner, lease_until__gt=now)
         return [workflow_claim_of(row, owner) for row in rows.order_by("wake_at")]
+
+
+def claim_workflow_tasks_with_inputs(
+    owner: str,
+    limit: int,
+    *,
+    held: Mapping[uuid.UUID, int],
+    workflow_names: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> tuple[list[WorkflowClaim], TaskInputs]:
+    """`claim_workflow_tasks`, and in the same transaction what the claimed tasks read:
+    every inbox, and the history of each execution not `held` in memory at the epoch
+    before this claim (`held`: execution id -> the epoch its cached instance recorded)."""
+    with transaction.atomic(using=alias()):
+        claims = claim_workflow_tasks(owner, limit, now=now, workflow_names=workflow_names)
+        inputs = read_task_inputs(
+            [c.execution_id for c in claims if held.get(c.execution_id) != c.epoch - 1],
+            [c.execution_id for c in claims],
+        )
+    return claims, inputs
 
 
 def workflow_claim_of(row: WorkflowExecution, owner: str, *, bumped: bool = False) -> WorkflowClaim:
@@ -187,15 +207,32 @@ def load_histories(execution_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list
     return histories
 
 
+@dataclass
+class TaskInputs:
+    """What workflow tasks read before they run: whole histories (of the executions not
+    held in memory) and inboxes, by execution id."""
+
+    histories: dict[uuid.UUID, list[Event]] = field(default_factory=dict)
+    inboxes: dict[uuid.UUID, Inbox] = field(default_factory=dict)
+
+
 def load_task_inputs(
     history_of: Collection[uuid.UUID], inbox_of: Collection[uuid.UUID]
-) -> tuple[dict[uuid.UUID, list[Event]], dict[uuid.UUID, Inbox]]:
+) -> TaskInputs:
     """What a batch of workflow tasks reads, in one transaction: the whole history of the
     executions in `history_of` (not held in memory) and the inboxes of `inbox_of`."""
     with transaction.atomic(using=alias()):
-        histories = load_histories(history_of)
-        inboxes = load_inboxes(inbox_of, activities=inbox_of, children=inbox_of)
-    return histories, inboxes
+        return read_task_inputs(history_of, inbox_of)
+
+
+def read_task_inputs(
+    history_of: Collection[uuid.UUID], inbox_of: Collection[uuid.UUID]
+) -> TaskInputs:
+    """`load_task_inputs` inside the caller's transaction."""
+    return TaskInputs(
+        load_histories(history_of),
+        load_inboxes(inbox_of, activities=inbox_of, children=inbox_of),
+    )
 
 
 def load_inbox(execution_id: uuid.UUID, *, activities: bool = True, children: bool = True) -> Inbox:
