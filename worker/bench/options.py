@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mode", choices=("drain", "live"), default="drain", help="For one, ten: drain|live.")
     add("--workers", type=int, default=1, help="Worker processes (K).")
     add("--procs", type=int, default=4, help="Worker --procs (activity processes each).")
-    add("--batch", type=int, default=50, help="Worker --batch.")
+    add("--batch", type=int, default=100, help="Worker --batch.")
     add("--tick", type=float, default=0.2, help="Worker --tick (seconds).")
     add("--scale", type=float, default=1.0, help="Multiply every size below by this.")
     add("--workflows", type=int, help="one: workflows (2000).")
