@@ -3,6 +3,7 @@ never beside a `def` attempt: `ActivityPool` driven directly, with real spawned 
 
 import asyncio
 import itertools
+import os
 import time
 import uuid
 
@@ -12,6 +13,11 @@ from django.utils import timezone
 from django_durable.engine import pool as pool_module
 from django_durable.engine.pool import ActivityPool, AttemptStopped, ProcessLost
 from django_durable.store import ActivityClaim
+
+# The pool touches no database: one environment (SQLite's) runs these for both.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("DURABLE_TEST_DB") == "postgres", reason="run by the SQLite environment"
+)
 
 _task_ids = itertools.count(1)
 

@@ -20,7 +20,7 @@ MANAGE_PY = ROOT / "worker" / "manage.py"
 TINY = [
     "--workflows", "3", "--ten", "2", "--single-samples", "2", "--signal-samples", "2",
     "--starts", "3", "--bulk-starts", "5", "--fanout", "5", "--fanout-seconds", "0.1",
-    "--steps", "5", "--sleepers", "3", "--sleep-seconds", "6", "--idle-seconds", "1",
+    "--steps", "5", "--sleepers", "3", "--sleep-seconds", "3", "--idle-seconds", "1",
     "--settle", "0", "--procs", "1", "--pgbench-seconds", "1", "--stall", "30", "--json",
 ]  # fmt: skip
 POSTGRES_ONLY = {"pg_transactions_per_one_activity_workflow", "idle_pg_transactions_per_10s"}
@@ -72,6 +72,9 @@ def _assert_every_figure(report: dict, postgres: bool) -> None:
         assert "skipped" in report["pgbench"]
 
 
+@pytest.mark.skipif(
+    os.environ.get("DURABLE_TEST_DB") == "postgres", reason="run by the SQLite environment"
+)
 def test_bench_on_sqlite(tmp_path):
     report = _bench(_project_env(SQLITE_PATH=str(tmp_path / "bench.sqlite3")))
     assert report["environment"]["database"] == "sqlite"
