@@ -140,13 +140,9 @@ def _fence(records: Sequence[TaskRecord], now: datetime) -> tuple[list[int], lis
     Returns the indexes of the records whose lease was lost (nothing of them is written),
     and the executions an input reached while their task ran: they are due again at once.
     """
-    rows = locked_rows(
-        WorkflowExecution,
-        [r.claim.execution_id for r in records],
-        "epoch",
-        "lease_owner",
-        "inbox_version",
-    )
+    rows: dict[uuid.UUID, WorkflowExecution] = {}
+    for generation in _generations(records):  # an ancestor's lock before its descendants'
+        rows |= locked_rows(WorkflowExecution, generation, "epoch", "lease_owner", "inbox_version")
     lost, missed = [], []
     changes: dict[uuid.UUID, dict[str, Any]] = {}
     for i, record in enumerate(records):
@@ -174,6 +170,27 @@ def _fence(records: Sequence[TaskRecord], now: datetime) -> tuple[list[int], lis
         }
     update_each(WorkflowExecution, changes, _RELEASED)
     return lost, missed
+
+
+def _generations(records: Sequence[TaskRecord]) -> list[list[uuid.UUID]]:
+    """The batch's executions by generation within the batch: those whose parent is not in
+    it, then their children in it, and so on; each generation in primary-key order (as
+    `locked_rows` locks it). A parent and its child recorded together are thus locked
+    parent first, as everywhere else in the store."""
+    parent_of = {r.claim.execution_id: r.claim.parent_id for r in records}
+    depth: dict[uuid.UUID, int] = {}
+    for pk in parent_of:
+        chain, node = [], pk
+        while node in parent_of and node not in depth and node not in chain:
+            chain.append(node)
+            node = parent_of[node]
+        base = depth.get(node, -1) if node in parent_of else -1
+        for offset, member in enumerate(reversed(chain), start=1):
+            depth[member] = base + offset
+    generations: dict[int, list[uuid.UUID]] = {}
+    for pk, level in depth.items():
+        generations.setdefault(level, []).append(pk)
+    return [sorted(generations[level]) for level in sorted(generations)]
 
 
 def _write(

@@ -1,10 +1,12 @@
 """The hot path's store operations: batched records, local dispatch, local continuation,
 set-based writes. Each keeps the guarantees of the one-at-a-time path it replaces."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 from django.db import DataError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_durable import start_workflow, store
@@ -176,3 +178,21 @@ def test_insert_rows_returns_the_new_keys_in_order():
     assert [stored[pk].sequence for pk in keys] == [2, 3]
     assert stored[keys[1]].data == {"payload": [3, "é"]}
     assert WorkflowExecution.objects.get().status == ExecutionStatus.RUNNING
+
+
+def test_a_parent_and_its_child_recorded_together_are_locked_parent_first():
+    ids = sorted(start_workflow("testapp.collect_signals", count=1) for _ in range(2))
+    child_id, parent_id = ids  # the child's key sorts first: primary-key order alone fails
+    claims = {c.execution_id: c for c in store.claim_workflow_tasks("w1", 10)}
+    child = dataclasses.replace(claims[child_id], parent_id=parent_id)
+    records = [
+        store.TaskRecord(child, 1, [STARTED]),
+        store.TaskRecord(claims[parent_id], 1, [STARTED]),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        results = store.record_workflow_tasks(records)
+    assert [result.lost for result in results] == [False, False]
+    table = WorkflowExecution._meta.db_table
+    locks = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and table in q["sql"]]
+    order = [next(i for i, sql in enumerate(locks) if pk.hex in sql) for pk in ids]
+    assert order[1] < order[0]  # the parent's row was read (and locked) first
