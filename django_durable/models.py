@@ -51,9 +51,27 @@ class WorkflowExecution(models.Model):
     lease_owner = models.CharField(max_length=100, blank=True, default="")
     lease_until = models.DateTimeField(null=True, blank=True)
     epoch = models.PositiveBigIntegerField(default=0)
+    # What the workflow waits for, as its last workflow task left it: a list of
+    # {"kind": "activity" | "child" | "signal" | "timer", "seq", "name", "until"}; NULL until
+    # a task ran (or when older code recorded it). For operators only; the engine never reads it.
+    waiting = models.JSONField(null=True, blank=True, editable=False)
+    retried_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+        help_text="The ended execution this one retries, with the same input.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("cancel_execution", "Can cancel a workflow execution"),
+            ("signal_execution", "Can send a signal to a workflow execution"),
+            ("start_execution", "Can start a workflow execution"),
+            ("retry_execution", "Can retry or resume a workflow execution"),
+        ]
         indexes = [
             models.Index(
                 fields=["wake_at"],
