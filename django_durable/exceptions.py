@@ -35,7 +35,17 @@ class WorkflowTimedOut(DurableError):
 
 
 class NonDeterminismError(DurableError):
-    """Replaying the workflow issued other commands than its history recorded."""
+    """Replaying the workflow issued other commands than its history recorded.
+
+    Where one command was compared with another, `expected` describes what history
+    recorded and `found` what the code issued instead ("activity scheduled 'shop.charge'
+    (command #2)", or "no further command"); both are None otherwise.
+    """
+
+    def __init__(self, message: str, *, expected: str | None = None, found: str | None = None):
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
 
 
 class WorkflowBlocked(DurableError):
@@ -84,3 +94,9 @@ class ActivityCanceled(DurableError):
 
 class ActivityProcessDied(DurableError):
     """The process running an activity attempt died (killed, out of memory, crashed)."""
+
+
+class ExecutionNotRetryable(DurableError):
+    """`retry_workflow` refused: the execution is running, completed, a child of another, or
+    already retried, or its workflow_id is held by a live execution. The message says what to
+    do instead; nothing was written."""

@@ -79,6 +79,8 @@ class WorkflowExecution(models.Model):
                 condition=models.Q(status=ExecutionStatus.RUNNING, wake_at__isnull=False),
             ),
             models.Index(fields=["status", "-created_at"], name="durable_exec_status_idx"),
+            # The admin lists newest first, its ties broken by the primary key.
+            models.Index(fields=["-created_at", "-id"], name="durable_exec_created_idx"),
             models.Index(
                 fields=["parent"],
                 name="durable_exec_undelivered_idx",

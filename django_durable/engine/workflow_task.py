@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from .. import store
 from ..constants import EventKind
-from ..exceptions import DurableError
+from ..exceptions import DurableError, NonDeterminismError
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event, WorkflowInfo, WorkflowInstance, replay
@@ -81,8 +81,13 @@ def _next_wake(instance: WorkflowInstance, timeout_at: datetime | None) -> datet
 
 async def _park(claim: WorkflowClaim, exc: BaseException) -> WorkflowTaskResult:
     logger.error("Parking execution %s: %s", claim.execution_id, exc)
+    error: dict[str, Any] = describe_exception(exc)
+    if isinstance(exc, NonDeterminismError):
+        # The admin shows the recorded command and the new one side by side (None where
+        # the error compared no two commands).
+        error |= {"expected": exc.expected, "found": exc.found}
     try:
-        await store.apark_execution(claim, describe_exception(exc))
+        await store.apark_execution(claim, error)
     except LeaseLost:
         return WorkflowTaskResult(lease_lost=True)
     return WorkflowTaskResult(parked=str(exc))
@@ -267,6 +272,7 @@ async def _activate(
         consumed_signal_ids=[pk for pk, _ in inbox.signals],
         next_wake_at=None if instance is None else _next_wake(instance, claim.timeout_at),
         leftovers=instance is None or instance.awaits_activities or instance.awaits_children,
+        waiting=None if instance is None else instance.waits(),
     )
     return _Activation(index, instance, record)
 

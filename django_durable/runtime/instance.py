@@ -15,6 +15,7 @@ import math
 import numbers
 import random
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import greenlet
@@ -28,7 +29,7 @@ from ..exceptions import (
     WorkflowFailed,
     WorkflowTimedOut,
 )
-from ..payloads import describe_exception, to_json_value
+from ..payloads import describe_exception, storable_error, to_json_value
 from ..registry import (
     ACTIVITY_TIMEOUTS,
     MAX_DURATION_SECONDS,
@@ -88,8 +89,10 @@ class WorkflowInstance(VersionMarkers):
         # Every timer not fired yet, canceled ones too: old histories may still fire those.
         self._timer_handles: dict[int, _Timer] = {}
         self._signals: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        self._signal_waiters: dict[str, collections.deque] = collections.defaultdict(
-            collections.deque
+        # name -> (the last command number issued when it began waiting, its future):
+        # that number places the wait among the commands in `waits()`.
+        self._signal_waiters: dict[str, collections.deque[tuple[int, asyncio.Future]]] = (
+            collections.defaultdict(collections.deque)
         )
         self._commands: list[Event] = []
         self._main: asyncio.Task | None = None
@@ -178,16 +181,46 @@ class WorkflowInstance(VersionMarkers):
     def done(self) -> bool:
         return self.completion is not None
 
+    def waits(self) -> list[dict[str, Any]]:
+        """What the workflow waits for now, in command order, as plain JSON for operators:
+
+        `{"kind": "activity", "seq", "name"}` for an activity without an outcome yet,
+        `{"kind": "child", "seq", "name", "execution_id"}` for a child not ended yet,
+        `{"kind": "signal", "name"}` once per signal name awaited (placed where the wait
+        began), `{"kind": "timer", "seq", "until"}` for a pending timer (ISO 8601, UTC).
+        An ended workflow waits for nothing, whatever it left unawaited. Always storable:
+        the engine records it with every workflow task.
+        """
+        if self.done:
+            return []
+        found: list[tuple[tuple[int, int], dict[str, Any]]] = []
+        for seq, (name, future) in self._activities.items():
+            if not future.done():
+                found.append(((seq, 0), {"kind": "activity", "seq": seq, "name": name}))
+        for seq, child in self._children.items():
+            if not child.future.done():
+                entry = {"kind": "child", "seq": seq, "name": child.workflow_name}
+                found.append(((seq, 0), entry | {"execution_id": str(child.execution_id)}))
+        for seq, fire_at in self.timers.items():
+            until = datetime.fromtimestamp(fire_at, tz=UTC).isoformat()
+            found.append(((seq, 0), {"kind": "timer", "seq": seq, "until": until}))
+        for name, waiters in self._signal_waiters.items():
+            after = min((after for after, w in waiters if not w.done()), default=None)
+            if after is not None:  # after the command issued last, before the next one
+                # The one name the code chose freely: made storable (NUL, surrogates, not text).
+                found.append(((after, 1), storable_error({"kind": "signal", "name": name})))
+        return [entry for _, entry in sorted(found, key=lambda item: item[0])]
+
     def waiting_on(self) -> str:
         """What the workflow waits for, in words, for errors that must explain a stall."""
+        waits = self.waits()
+        named = {"signal": "signal", "activity": "activity", "child": "child workflow"}
         parts = [
-            f"signal {name!r}"
-            for name, waiters in self._signal_waiters.items()
-            if any(not w.done() for w in waiters)
+            f"{named[kind]} {w['name']!r}" for kind in named for w in waits if w["kind"] == kind
         ]
-        parts += [f"activity {name!r}" for name, fut in self._activities.values() if not fut.done()]
-        if self.timers:
-            parts.append(f"{len(self.timers)} timer(s)")
+        timers = sum(w["kind"] == "timer" for w in waits)
+        if timers:
+            parts.append(f"{timers} timer(s)")
         return ", ".join(parts) or "nothing"
 
     # -- commands --------------------------------------------------------------------------
@@ -281,7 +314,7 @@ class WorkflowInstance(VersionMarkers):
         if self._signals[name]:
             future.set_result(self._signals[name].popleft())
             return future
-        self._signal_waiters[name].append(future)
+        self._signal_waiters[name].append((self._seq, future))
         if timeout is not None:
             timer = self._start_timer(timeout, _resolve, (future, None), None)
             future.add_done_callback(lambda _: timer.cancel())
@@ -328,7 +361,7 @@ class WorkflowInstance(VersionMarkers):
         payload = event.data.get("payload")
         waiters = self._signal_waiters[event.name]
         while waiters:
-            waiter = waiters.popleft()
+            _, waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(payload)
                 return

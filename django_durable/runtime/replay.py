@@ -63,7 +63,9 @@ def check_commands(issued: list[Event], recorded: list[Event], info: WorkflowInf
             raise NonDeterminismError(
                 f"Workflow {info.workflow_name!r} (execution {info.execution_id}) is not "
                 f"deterministic: history expects {expected}, but the code now issued {found}. "
-                f"{_advice(theirs)}"
+                f"{_advice(theirs)}",
+                expected=expected,
+                found=found,
             )
 
 

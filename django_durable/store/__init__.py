@@ -15,6 +15,7 @@ from .activities import (
     record_activity_outcomes,
     record_heartbeat,
 )
+from .console import count_by_status
 from .executions import (
     Inbox,
     LeaseLost,
@@ -31,6 +32,7 @@ from .executions import (
     load_task_inputs,
     park_execution,
 )
+from .retries import check_retryable, resume_execution, retry_execution
 from .signals import request_cancel, send_signal
 from .starts import IdReusePolicy, start_execution, start_executions
 from .twins import async_twin, use_database_threads
@@ -74,6 +76,8 @@ aregister_worker = async_twin(register_worker)
 arelease_activity_tasks = async_twin(release_activity_tasks)
 aunpark_executions = async_twin(unpark_executions)
 aunrunnable_work = async_twin(unrunnable_work)
+aresume_execution = async_twin(resume_execution)
+aretry_execution = async_twin(retry_execution)
 
 __all__ = [
     "ActivityClaim",
@@ -109,6 +113,8 @@ __all__ = [
     "aregister_worker",
     "arelease_activity_tasks",
     "arequest_cancel",
+    "aresume_execution",
+    "aretry_execution",
     "asend_signal",
     "astart_execution",
     "astart_executions",
@@ -116,10 +122,12 @@ __all__ = [
     "aunpark_executions",
     "aunrunnable_work",
     "beat_worker",
+    "check_retryable",
     "claim_activity_tasks",
     "claim_workflow_tasks",
     "claim_workflow_tasks_with_inputs",
     "complete_activity_task",
+    "count_by_status",
     "extend_activity_leases",
     "family_of",
     "get_execution",
@@ -139,6 +147,8 @@ __all__ = [
     "register_worker",
     "release_activity_tasks",
     "request_cancel",
+    "resume_execution",
+    "retry_execution",
     "send_signal",
     "start_execution",
     "start_executions",

@@ -66,6 +66,7 @@ def _cancel_parked(execution, reason: str, now: datetime) -> None:
         cancel_reason=reason,
         finished_at=now,
         wake_at=None,
+        waiting=[],
     )
     end_leftovers(execution.pk, now)
     if execution.parent_id is not None:

@@ -53,6 +53,19 @@ def _started_data(inputs: dict[str, Any], timeout: float | None) -> dict[str, An
     return {"input": inputs, "timeout": timeout}
 
 
+def started_timeout(execution_id: uuid.UUID) -> float | None:
+    """The execution timeout, in seconds, that `execution_id` was started with (None: none),
+    as its `WORKFLOW_STARTED` event recorded it: the workflow's default may have changed since.
+    """
+    data = (
+        HistoryEvent.objects.using(alias())
+        .filter(execution_id=execution_id, sequence=1, kind=EventKind.WORKFLOW_STARTED)
+        .values_list("data", flat=True)
+        .first()
+    )
+    return (data or {}).get("timeout")
+
+
 def _started(
     execution_id: uuid.UUID,
     workflow_name: str,
@@ -63,6 +76,7 @@ def _started(
     parent_id: uuid.UUID | None = None,
     parent_command_seq: int | None = None,
     timeout: float | None = None,
+    retried_from: uuid.UUID | None = None,
 ) -> tuple[WorkflowExecution, HistoryEvent]:
     """A new execution and its first history event, unsaved: what every start writes."""
     execution = WorkflowExecution(
@@ -74,6 +88,7 @@ def _started(
         parent_command_seq=parent_command_seq,
         timeout_at=now + timedelta(seconds=timeout) if timeout else None,
         wake_at=now,
+        retried_from_id=retried_from,
     )
     event = HistoryEvent(
         execution_id=execution_id,
@@ -229,11 +244,13 @@ def start_execution(
     id_reuse_policy: str = IdReusePolicy.RETURN_EXISTING,
     timeout: float | None = None,
     now: datetime | None = None,
+    retried_from: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, bool]:
     """Commit a new execution and its first history event; return (id, created).
 
     With a `workflow_id`, an execution that has it may be returned instead (nothing is
-    written): a running one always, an ended one as `id_reuse_policy` says.
+    written): a running one always, an ended one as `id_reuse_policy` says. `retried_from`
+    is the ended execution this one retries (`retries.retry_execution`).
     """
     if id_reuse_policy not in IdReusePolicy.ALL:
         raise ValueError(
@@ -250,7 +267,13 @@ def start_execution(
         if workflow_id is not None and (existing := _reusable(workflow_id, id_reuse_policy)):
             return existing, False
         execution, event = _started(
-            uuid.uuid4(), workflow_name, inputs, now, workflow_id=workflow_id, timeout=timeout
+            uuid.uuid4(),
+            workflow_name,
+            inputs,
+            now,
+            workflow_id=workflow_id,
+            timeout=timeout,
+            retried_from=retried_from,
         )
         try:
             _insert_started(execution, event)

@@ -1,11 +1,12 @@
 """Recording workflow tasks: many of them in one transaction, each all or nothing.
 
-A workflow task's record appends its history events, releases (or ends) its execution,
-starts its children, schedules its activities and consumes its inputs. The worker records a
-batch of tasks together: one transaction, bulk inserts, set-based updates and one NOTIFY,
-instead of one of each per task. Rows are locked in the store's order (see `executions`):
-the parents of completing children first, then the recorded executions in primary-key
-order, their children, then activity rows, then signals.
+A workflow task's record appends its history events, releases (or ends) its execution
+(storing, in the same UPDATE, what it now waits for), starts its children, schedules its
+activities and consumes its inputs. The worker records a batch of tasks together: one
+transaction, bulk inserts, set-based updates and one NOTIFY, instead of one of each per
+task. Rows are locked in the store's order (see `executions`): the parents of completing
+children first, then the recorded executions in primary-key order, their children, then
+activity rows, then signals.
 
 A task whose lease was lost is left out of the batch (nothing of it is written); any
 database error rolls the whole batch back, and the caller records the tasks one by one
@@ -64,6 +65,9 @@ class TaskRecord:
     # False when the workflow knows it leaves no unfinished activity or child behind as it
     # ends (it awaited them all), which spares the queries that would look for them.
     leftovers: bool = True
+    # What the workflow waits for after this task (`WorkflowInstance.waits()`), stored on
+    # the execution for operators. None leaves the stored value as it is; an end stores [].
+    waiting: list[dict[str, Any]] | None = None
 
     @property
     def completion(self) -> Event | None:
@@ -87,6 +91,7 @@ def record_workflow_task(
     delivered_child_ids: Sequence[uuid.UUID] = (),
     consumed_signal_ids: Sequence[int] = (),
     next_wake_at: datetime | None = None,
+    waiting: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
 ) -> None:
     """Record one workflow task; `LeaseLost` (nothing written) if its lease moved on."""
@@ -98,6 +103,7 @@ def record_workflow_task(
         delivered_child_ids,
         consumed_signal_ids,
         next_wake_at,
+        waiting=waiting,
     )
     if record_workflow_tasks([record], now=now)[0].lost:
         raise _lease_lost(claim)
@@ -158,6 +164,8 @@ def _fence(records: Sequence[TaskRecord], now: datetime) -> tuple[list[int], lis
                 wake_at = now
                 missed.append(claim.execution_id)
             changes[claim.execution_id] = {"wake_at": wake_at}
+            if record.waiting is not None:
+                changes[claim.execution_id]["waiting"] = record.waiting
             continue
         if completion.data.get("error") is not None:  # an error must always be storable
             completion.data["error"] = storable_error(completion.data["error"])
@@ -167,6 +175,7 @@ def _fence(records: Sequence[TaskRecord], now: datetime) -> tuple[list[int], lis
             "error": completion.data.get("error"),
             "finished_at": now,
             "wake_at": None,
+            "waiting": [],
         }
     update_each(WorkflowExecution, changes, _RELEASED)
     return lost, missed
