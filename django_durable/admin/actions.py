@@ -124,7 +124,8 @@ class OperatorActions:
                 if execution.created_at < asked_at:
                     self.message_user(
                         request,
-                        f"Execution {execution_id} already runs with workflow id "
+                        f"Execution {execution_id} "
+                        f"({execution.get_status_display().lower()}) already has workflow id "
                         f"{data['workflow_id']}: nothing was started.",
                         messages.WARNING,
                     )

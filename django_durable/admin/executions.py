@@ -63,11 +63,10 @@ class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
         "workflow_name",
         "execution_id",
         "workflow_id",
+        "waits_for",
         "created_at",
-        "finished_at",
         "duration",
         "parent_execution",
-        "waits_for",
     ]
     list_display_links = ["execution_id"]
     list_filter = [
@@ -158,14 +157,14 @@ class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
 
     @admin.display(description="parent")
     def parent_execution(self, execution: WorkflowExecution) -> str:
-        return execution_link(execution.parent_id)
+        return execution_link(execution.parent_id) or "-"
 
     @admin.display(description="waiting for")
     def waits_for(self, execution: WorkflowExecution) -> str:
         attempts = getattr(execution, "attempts", None)
         if attempts is None:
             attempts = open_attempts([execution])
-        return describe_waiting(execution, attempts)
+        return describe_waiting(execution, attempts) or "-"
 
     @admin.display(description="retries")
     def retry_links(self, execution: WorkflowExecution) -> str:

@@ -49,8 +49,16 @@ def workflow_signature(name: str) -> str:
     return f"{name}({', '.join(str(p) for p in parameters)})"
 
 
+# Keywords of `start_workflow` itself: an input key with one of these names would be taken
+# as the option, not passed to the workflow.
+START_OPTIONS = ("workflow_id", "id_reuse_policy", "execution_timeout")
+
+
 class StartForm(forms.Form):
-    workflow = forms.ChoiceField(help_text="A workflow registered in this project.")
+    workflow = forms.ChoiceField(
+        help_text="A workflow registered in this project.",
+        widget=forms.Select(attrs={"style": "max-width: 100%"}),
+    )
     input = JSONText(
         must_be_object=True,
         required=False,
@@ -73,6 +81,15 @@ class StartForm(forms.Form):
         self.fields["workflow"].choices = [
             (name, workflow_signature(name)) for name in sorted(register.workflows)
         ]
+
+    def clean_input(self) -> dict:
+        arguments = self.cleaned_data["input"]
+        if taken := sorted(set(arguments) & set(START_OPTIONS)):
+            raise ValidationError(
+                f"{', '.join(taken)}: an option of the start, not a workflow argument; "
+                "use the field below."
+            )
+        return arguments
 
 
 class SignalForm(forms.Form):

@@ -4,6 +4,7 @@ time between them. Three queries per page, whatever the history's length."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -34,8 +35,22 @@ class Timeline:
     page_numbers: list[int] = field(default_factory=list)
 
 
+# Moments the engine stores as epoch seconds (workflow time, a timer's fire time).
+EPOCH_KEYS = ("time", "fire_at")
+
+
+def _readable(data: dict) -> dict:
+    """`data` with its epoch-second moments written as UTC times."""
+    shown = dict(data)
+    for key in EPOCH_KEYS:
+        if isinstance(shown.get(key), int | float):
+            moment = datetime.fromtimestamp(shown[key], tz=UTC)
+            shown[key] = moment.isoformat(timespec="milliseconds")
+    return shown
+
+
 def _details(event: HistoryEvent) -> str:
-    data = event.data or {}
+    data = _readable(event.data or {})
     parts: list[str] = []
     if "execution_id" in data:
         parts.append(str(execution_link(data["execution_id"], f"child {data['execution_id']}")))

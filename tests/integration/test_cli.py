@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -322,7 +321,7 @@ def test_too_large_signal_payload_is_refused_and_writes_nothing():
     assert_nothing_written(executions=1)
 
 
-@pytest.mark.parametrize("bad_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("bad_id", ["5e1c0c4e-0000-4000-8000-000000000001", "not-a-uuid"])
 def test_signal_to_an_unknown_execution_is_refused(bad_id):
     message = refused("durable_signal", bad_id, "go", "--input", '{"clicked": true}')
     assert message == f"No workflow execution has the id {bad_id!r}."
@@ -363,7 +362,7 @@ def test_cancel_twice_is_one_request():
     assert execution.cancel_reason == ""
 
 
-@pytest.mark.parametrize("bad_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("bad_id", ["5e1c0c4e-0000-4000-8000-000000000001", "not-a-uuid"])
 def test_cancel_of_an_unknown_execution_is_refused(bad_id):
     message = refused("durable_cancel", bad_id, "--reason", "user asked")
     assert message == f"No workflow execution has the id {bad_id!r}."
