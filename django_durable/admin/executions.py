@@ -56,6 +56,10 @@ def _search(term: str) -> Q:
     return Q(pk=as_uuid) | Q(workflow_id=term)
 
 
+def _retry_ids(execution: WorkflowExecution) -> list:
+    return list(execution.retries.order_by("created_at").values_list("pk", flat=True)[:20])
+
+
 @admin.register(WorkflowExecution)
 class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
     list_display = [
@@ -171,7 +175,9 @@ class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
         parts = []
         if execution.retried_from_id:
             parts.append(format_html("retries {}", execution_link(execution.retried_from_id)))
-        later = list(execution.retries.order_by("created_at").values_list("pk", flat=True)[:20])
+        later = getattr(execution, "retry_ids", None)
+        if later is None:
+            later = _retry_ids(execution)
         if later:
             links = format_html_join(", ", "{}", ((execution_link(pk),) for pk in later))
             parts.append(format_html("retried as {}", links))
@@ -239,6 +245,7 @@ class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
         )
         error = execution.error or {}
         live = execution.status in (ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED)
+        execution.retry_ids = _retry_ids(execution)  # shown by retry_links too
         return {
             "timeline": build_timeline(execution, page),
             "activities": [
@@ -257,7 +264,11 @@ class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
             "may_cancel": live and self.may(request, "cancel"),
             # An ended child is retried through its parent; a parked one resumes in place.
             "may_retry": (
-                (execution.status in RETRYABLE and execution.parent_id is None)
+                (
+                    execution.status in RETRYABLE
+                    and execution.parent_id is None
+                    and not execution.retry_ids  # retried once: retry the retry
+                )
                 or execution.status == ExecutionStatus.BLOCKED
             )
             and self.may(request, "retry"),
