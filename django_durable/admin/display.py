@@ -65,6 +65,13 @@ def seconds_text(seconds: float) -> str:
     return f"{days} d {hours} h"
 
 
+def moment_text(moment: datetime | None) -> str:
+    """A moment in the current time zone, to the second, narrow enough for a list column."""
+    if moment is None:
+        return ""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def duration_text(start: datetime | None, end: datetime | None) -> str:
     """Time from `start` to `end`, or to now (marked "so far") when it has not ended."""
     if start is None:

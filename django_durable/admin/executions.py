@@ -14,6 +14,7 @@ from .display import (
     duration_text,
     error_summary,
     execution_link,
+    moment_text,
     pretty_json,
     status_badge,
 )
@@ -68,7 +69,8 @@ class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
         "execution_id",
         "workflow_id",
         "waits_for",
-        "created_at",
+        "started",
+        "finished",
         "duration",
         "parent_execution",
     ]
@@ -154,6 +156,14 @@ class WorkflowExecutionAdmin(OperatorActions, ScalableAdmin):
     @admin.display(description="execution", ordering="id")
     def execution_id(self, execution: WorkflowExecution) -> str:
         return str(execution.pk)[:8]
+
+    @admin.display(description="started", ordering="created_at")
+    def started(self, execution: WorkflowExecution) -> str:
+        return moment_text(execution.created_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, execution: WorkflowExecution) -> str:
+        return moment_text(execution.finished_at) or "-"
 
     @admin.display(description="duration")
     def duration(self, execution: WorkflowExecution) -> str:

@@ -17,7 +17,7 @@ from tests.processes import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "images"  # where docs/admin.md takes them from
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT = {"width": 1440, "height": 900}
 ADMIN_STATIC = Path(django.contrib.admin.__file__).parent / "static"
 
 
@@ -54,7 +54,7 @@ def console(request, settings, transactional_db):
 
 @pytest.fixture
 def page(console):
-    """A Chromium page about 1280 pixels wide, closed with its browser after the test.
+    """A Chromium page 1440 pixels wide, closed with its browser after the test.
 
     While the browser is open, Playwright's sync API keeps its (idle) event loop marked as
     running in this thread, so Django refuses the thread's queries as if they came from

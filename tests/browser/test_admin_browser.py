@@ -92,7 +92,7 @@ def test_operator_starts_signals_and_reads_executions(
     log_in(page, console)
     assert page.request.get(console + "/static/admin/css/base.css").ok  # pages look real
     assert page.locator("#durable-start").is_visible()
-    # Fold the admin's navigation away, as the browser then remembers: at 1280 pixels the
+    # Fold the admin's navigation away, as the browser then remembers: even at 1440 pixels the
     # list's last columns ("waiting for") would otherwise scroll out of sight.
     page.click("#toggle-nav-sidebar")
     assert count_shown(page, "running") == "0"
