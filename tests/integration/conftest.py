@@ -20,3 +20,29 @@ def adrive():
         return await InlineRunner(execution_id).run()
 
     return run
+
+
+@pytest.fixture
+def notifications():
+    """A function returning the NOTIFY payloads sent on the engine's channel since its last
+    call (PostgreSQL only: elsewhere the test is skipped)."""
+    from django.db import connections
+
+    from django_durable.store.db import alias
+
+    if connections[alias()].vendor != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    import psycopg
+    from psycopg import sql
+
+    from django_durable.conf import durable_setting
+    from django_durable.engine.listener import conninfo_for
+
+    listener = psycopg.connect(conninfo_for(alias()), autocommit=True)
+    listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(durable_setting("CHANNEL"))))
+
+    def received() -> list[str]:
+        return [note.payload for note in listener.notifies(timeout=0.3)]
+
+    yield received
+    listener.close()

@@ -3,11 +3,9 @@
 import uuid
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg import sql as psql
 
 from django_durable import (
     InvalidArgument,
@@ -18,9 +16,7 @@ from django_durable import (
     store,
     wait_workflow,
 )
-from django_durable.conf import durable_setting
 from django_durable.constants import EventKind, ExecutionStatus
-from django_durable.engine.listener import conninfo_for
 from django_durable.engine.workflow_task import run_workflow_task
 from django_durable.models import HistoryEvent, WorkflowExecution
 from django_durable.store import starts
@@ -240,21 +236,6 @@ def test_a_start_inside_the_callers_transaction_rolls_back_with_it(how):
         assert WorkflowExecution.objects.count() in (1, 3)  # visible inside it
         raise LookupError
     assert_nothing_written()
-
-
-@pytest.fixture
-def notifications():
-    """The NOTIFY payloads on the engine's channel, as a function to call after the fact."""
-    if not ON_POSTGRESQL:
-        pytest.skip("NOTIFY is PostgreSQL's")
-    listener = psycopg.connect(conninfo_for("default"), autocommit=True)
-    listener.execute(psql.SQL("LISTEN {}").format(psql.Identifier(durable_setting("CHANNEL"))))
-
-    def received() -> list[str]:
-        return [notify.payload for notify in listener.notifies(timeout=0.5)]
-
-    yield received
-    listener.close()
 
 
 def test_a_bulk_start_sends_one_notify_for_the_batch(notifications, monkeypatch):

@@ -10,17 +10,13 @@ import time
 import uuid
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from psycopg import sql
 
 from django_durable import start_workflow, store
-from django_durable.conf import durable_setting
 from django_durable.constants import ActivityStatus, EventKind, ExecutionStatus
-from django_durable.engine.listener import conninfo_for
 from django_durable.models import ActivityTask, WorkflowExecution
 from django_durable.runtime.events import Event
 from django_durable.store.db import alias
@@ -202,19 +198,6 @@ def test_multi_row_activity_updates_lock_in_primary_key_order():
 
 
 # -- NOTIFY: the other workers hear of work they must take ---------------------------------
-
-
-@pytest.fixture
-def notifications():
-    """A function returning the notifications sent since its last call."""
-    listener = psycopg.connect(conninfo_for(alias()), autocommit=True)
-    listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(durable_setting("CHANNEL"))))
-
-    def received() -> list[str]:
-        return [note.payload for note in listener.notifies(timeout=0.3)]
-
-    yield received
-    listener.close()
 
 
 def execution_updates(queries) -> int:

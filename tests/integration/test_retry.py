@@ -355,26 +355,6 @@ async def test_resume_awaited_from_async_code():
 # -- PostgreSQL: the wake-up, and retries racing ---------------------------------------------
 
 
-@pytest.fixture
-def notifications():
-    """A function returning the notifications sent since its last call."""
-    import psycopg
-    from psycopg import sql
-
-    from django_durable.conf import durable_setting
-    from django_durable.engine.listener import conninfo_for
-    from django_durable.store.db import alias
-
-    listener = psycopg.connect(conninfo_for(alias()), autocommit=True)
-    listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(durable_setting("CHANNEL"))))
-
-    def received() -> list[str]:
-        return [note.payload for note in listener.notifies(timeout=0.3)]
-
-    yield received
-    listener.close()
-
-
 @postgres_only
 def test_a_retry_and_a_resume_wake_the_workers(monkeypatch, drive, notifications):
     failed_id = failed_add_twice(monkeypatch, drive)
