@@ -35,6 +35,7 @@ from .executions import (
 from .retries import check_retryable, resume_execution, retry_execution
 from .signals import request_cancel, send_signal
 from .starts import IdReusePolicy, start_execution, start_executions
+from .status import status_report
 from .twins import async_twin, use_database_threads
 from .workers import (
     annotate_waiting,
@@ -42,6 +43,7 @@ from .workers import (
     live_workers,
     next_due_at,
     prune_executions,
+    prune_workers,
     register_worker,
     release_activity_tasks,
     unpark_executions,
@@ -67,6 +69,7 @@ arecord_activity_outcomes = async_twin(record_activity_outcomes)
 apark_execution = async_twin(park_execution)
 arecord_workflow_task = async_twin(record_workflow_task)
 astart_execution = async_twin(start_execution)
+astatus_report = async_twin(status_report)
 astart_executions = async_twin(start_executions)
 arequest_cancel = async_twin(request_cancel)
 asend_signal = async_twin(send_signal)
@@ -118,6 +121,7 @@ __all__ = [
     "asend_signal",
     "astart_execution",
     "astart_executions",
+    "astatus_report",
     "attempt_states",
     "aunpark_executions",
     "aunrunnable_work",
@@ -140,6 +144,7 @@ __all__ = [
     "next_due_at",
     "park_execution",
     "prune_executions",
+    "prune_workers",
     "record_activity_outcomes",
     "record_heartbeat",
     "record_workflow_task",
@@ -152,6 +157,7 @@ __all__ = [
     "send_signal",
     "start_execution",
     "start_executions",
+    "status_report",
     "unpark_executions",
     "unrunnable_work",
     "use_database_threads",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,11 +150,24 @@ def next_due_at(
     return min(moments) if moments else None
 
 
-def prune_executions(before: datetime, *, batch: int = 500) -> int:
+def prune_workers(before: datetime) -> int:
+    """Delete the rows of workers that last beat before `before`: every process start adds
+    a row, and a live worker beats every few seconds, so these are long gone. Returns how
+    many were deleted."""
+    deleted, _ = Worker.objects.using(alias()).filter(heartbeat_at__lt=before).delete()
+    return deleted
+
+
+def prune_executions(
+    before: datetime, *, batch: int = 500, on_batch: Callable[[int], None] | None = None
+) -> int:
     """Delete ended executions (history, activity tasks and signals with them) that finished
     before `before`, `batch` at a time so no transaction grows large. Kept: an execution
     with a child still running, and an ended child whose live (running or parked) parent
-    has not received its outcome yet. Returns how many executions were deleted."""
+    has not received its outcome yet. Returns how many executions were deleted.
+
+    `on_batch(count)` is called after each batch commits, with how many it deleted: a
+    command shows its progress with it (the total is not known in advance)."""
     deleted = 0
     executions = WorkflowExecution.objects.using(alias())
     live = [ExecutionStatus.RUNNING, ExecutionStatus.BLOCKED]
@@ -172,6 +185,8 @@ def prune_executions(before: datetime, *, batch: int = 500) -> int:
         with transaction.atomic(using=alias()):
             executions.filter(pk__in=ids).delete()
         deleted += len(ids)
+        if on_batch is not None:
+            on_batch(len(ids))
 
 
 # -- what the live workers can run ---------------------------------------------------------

@@ -72,3 +72,27 @@ def test_prune_keeps_an_ended_child_whose_live_parent_has_not_received_it(parent
     WorkflowExecution.objects.filter(pk=child_id).update(delivered_to_parent=True)
     assert prune("--older-than", "30").startswith("Deleted 1 execution(s)")
     assert list(WorkflowExecution.objects.values_list("pk", flat=True)) == [parent_id]
+
+
+def test_prune_deletes_the_rows_of_workers_silent_since_the_cut_off():
+    from django_durable.models import Worker
+
+    now = timezone.now()
+    for name, silent_days, stopped in [
+        ("old-stopped", 40, True),
+        ("old-crashed", 35, False),
+        ("recent-stopped", 2, True),
+        ("live", 0, False),
+    ]:
+        beat = now - timedelta(days=silent_days)
+        Worker.objects.create(
+            id=name,
+            hostname="h",
+            pid=1,
+            started_at=beat,
+            heartbeat_at=beat,
+            stopped_at=beat if stopped else None,
+        )
+    out = prune("--older-than", "30")
+    assert out.rstrip().endswith("and 2 worker row(s) silent since then.")
+    assert set(Worker.objects.values_list("pk", flat=True)) == {"recent-stopped", "live"}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+from django_durable.management.progress import Progress
+
 from .options import BenchConfig
 from .pgbench import run_pgbench
-from .progress import Progress
 from .report import environment, table
 from .session import Session
 from .shapes import RUNNERS

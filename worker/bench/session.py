@@ -15,12 +15,12 @@ from django.utils import timezone
 
 from django_durable import ExecutionFinished, cancel_workflow, start_workflow, start_workflows
 from django_durable.constants import ExecutionStatus
+from django_durable.management.progress import Progress
 from django_durable.models import WorkflowExecution
 
 from .checks import check_results
 from .options import BenchConfig
 from .pgstats import PgStats
-from .progress import Progress
 from .waiting import wait_for
 from .worker_process import WorkerGroup
 

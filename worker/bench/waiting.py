@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.core.management.base import CommandError
 
-from .progress import Progress
+from django_durable.management.progress import Progress
 
 
 def wait_for(

@@ -8,8 +8,9 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from django_durable.management.progress import Progress
+
 from ...options import add_arguments, resolve
-from ...progress import Progress
 from ...report import text
 from ...runner import run
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         config = resolve(options)
         command_line = shlex.join(["durable_bench", *sys.argv[2:]])
-        report = run(config, Progress(), command_line)
+        report = run(config, Progress(self.stderr), command_line)
         if not config.json:
             self.stdout.write(text(report))
         self.stdout.write(json.dumps(report, sort_keys=True, default=str))
