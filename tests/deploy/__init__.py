@@ -1,0 +1,1 @@
+"""Deployment files (deploy/): offline validators, no database."""
