@@ -48,6 +48,7 @@ class WorkflowContext:
         start_to_close_timeout: float | None = None,
         schedule_to_close_timeout: float | None = None,
         heartbeat_timeout: float | None = None,
+        queue: str | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run an activity and return its result.
@@ -57,6 +58,8 @@ class WorkflowContext:
             *args, **kwargs: JSON-serializable arguments passed to it.
             retry_policy, start_to_close_timeout, schedule_to_close_timeout,
             heartbeat_timeout: override the activity's own options for this call.
+            queue: the queue whose workers run this call (`--queue`), instead of the
+                activity's own `queue`; 1 to 100 characters.
 
         Returns:
             The activity's result, recorded once and replayed afterwards.
@@ -71,6 +74,7 @@ class WorkflowContext:
             "start_to_close_timeout": start_to_close_timeout,
             "schedule_to_close_timeout": schedule_to_close_timeout,
             "heartbeat_timeout": heartbeat_timeout,
+            "queue": queue,
         }
         return self._instance.wait(
             self._instance.schedule_activity(activity, args, kwargs, overrides)

@@ -238,6 +238,7 @@ class WorkflowInstance(VersionMarkers):
             f"The arguments of activity {definition.name!r}",
         )
         payload["options"] = activity_options(definition, overrides or {})
+        queue = activity_queue(definition, (overrides or {}).get("queue"))
         seq = self._next_seq()
         future = self.loop.create_future()
         self._activities[seq] = (definition.name, future)
@@ -246,7 +247,7 @@ class WorkflowInstance(VersionMarkers):
                 EventKind.ACTIVITY_SCHEDULED,
                 seq,
                 definition.name,
-                {**payload, "queue": definition.queue},
+                {**payload, "queue": queue},
             )
         )
         return future
@@ -425,6 +426,22 @@ def activity_options(definition: ActivityDefinition, overrides: dict[str, Any]) 
     if definition.transactional:
         options["transactional"] = True
     return options
+
+
+MAX_QUEUE_LENGTH = 100  # ActivityTask.queue's column
+
+
+def activity_queue(definition: ActivityDefinition, queue: Any) -> str:
+    """The queue an activity is scheduled on: the call's `queue=`, else the definition's."""
+    if queue is None:
+        return definition.queue
+    if not isinstance(queue, str):
+        raise TypeError(f"queue must be a string, not {type(queue).__name__}.")
+    if not 0 < len(queue) <= MAX_QUEUE_LENGTH:
+        raise ValueError(
+            f"queue must be 1 to {MAX_QUEUE_LENGTH} characters long, not {len(queue)}."
+        )
+    return queue
 
 
 class ChildHandle:

@@ -269,3 +269,34 @@ def test_workflow_futures_hash_by_creation_order():
     futures = [loop.create_future() for _ in range(50)]
     assert [hash(f) for f in futures] == list(range(1, 51))
     assert list(set(futures)) == futures
+
+
+def test_a_call_may_run_an_activity_on_another_queue():
+    async def routed(ctx):
+        await ctx.run_activity("testapp.add", 1, 2)
+        await ctx.run_activity("testapp.add", 3, 4, queue="emails")
+
+    rec = Recorder(routed)
+    [first] = rec.activate()
+    [second] = rec.activate(done(1, 3))
+    assert first.data["queue"] == "default"  # the activity's own
+    assert second.data["queue"] == "emails"
+    assert second.data["kwargs"] == {}  # an option, not an argument of the activity
+    rec.replayed()  # the queue is not compared on replay: a routing change is compatible
+
+
+@pytest.mark.parametrize(
+    "queue, error",
+    [
+        (7, "builtins.TypeError: queue must be a string, not int."),
+        ("", "builtins.ValueError: queue must be 1 to 100 characters long, not 0."),
+        ("q" * 101, "builtins.ValueError: queue must be 1 to 100 characters long, not 101."),
+    ],
+)
+def test_a_bad_queue_fails_the_call(queue, error):
+    async def routed(ctx):
+        await ctx.run_activity("testapp.add", 1, 2, queue=queue)
+
+    [failed] = Recorder(routed).activate()
+    assert failed.kind == K.WORKFLOW_FAILED
+    assert f"{failed.data['error']['type']}: {failed.data['error']['message']}" == error
