@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import math
 import numbers
 import time
@@ -33,9 +34,13 @@ from .exceptions import (
     WorkflowTimedOut,
 )
 from .models import PendingSignal, WorkflowExecution
+from .observability import tracing
+from .observability.logs import about
 from .payloads import to_json_value
 from .registry import MAX_DURATION_SECONDS, WorkflowDefinition, register
 from .store.starts import IdReusePolicy
+
+logger = logging.getLogger(__name__)
 
 
 def _dual_from_sync(fn: Callable) -> Callable:
@@ -177,12 +182,27 @@ def _checked_start(
         execution_timeout = _checked_seconds(
             execution_timeout, "execution_timeout", at_most=MAX_DURATION_SECONDS
         )
-    execution_id, _ = store.start_execution(
+    # A producer span, current while the start is written: its trace context is stored
+    # with the execution and parents the execution's workflow tasks and activities.
+    with tracing.span(
+        f"start_workflow {definition.name}",
+        kind="producer",
+        attributes={"durable.workflow_name": definition.name, "durable.workflow_id": workflow_id},
+    ) as span:
+        execution_id, created = store.start_execution(
+            definition.name,
+            inputs,
+            workflow_id=workflow_id,
+            id_reuse_policy=id_reuse_policy,
+            timeout=execution_timeout or definition.timeout,
+        )
+        tracing.set_attributes(span, execution_id=execution_id, created=created)
+    logger.debug(
+        "Started execution %s of %s%s.",
+        execution_id,
         definition.name,
-        inputs,
-        workflow_id=workflow_id,
-        id_reuse_policy=id_reuse_policy,
-        timeout=execution_timeout or definition.timeout,
+        "" if created else " (it existed: its workflow_id was taken)",
+        extra=about(execution_id=execution_id, workflow_name=definition.name),
     )
     return execution_id
 
@@ -274,9 +294,21 @@ def start_workflows(
         execution_timeout = _checked_seconds(
             execution_timeout, "execution_timeout", at_most=MAX_DURATION_SECONDS
         )
-    return store.start_executions(
-        definition.name, batch, timeout=execution_timeout or definition.timeout
+    with tracing.span(
+        f"start_workflows {definition.name}",
+        kind="producer",
+        attributes={"durable.workflow_name": definition.name, "durable.batch_size": len(batch)},
+    ):
+        ids = store.start_executions(
+            definition.name, batch, timeout=execution_timeout or definition.timeout
+        )
+    logger.debug(
+        "Started %d executions of %s.",
+        len(ids),
+        definition.name,
+        extra=about(workflow_name=definition.name),
     )
+    return ids
 
 
 def _outcome(execution: WorkflowExecution) -> Any:
@@ -358,7 +390,18 @@ def send_signal(execution_id: uuid.UUID | str, name: str, payload: Any = None) -
     """
     execution_id = _checked_execution_id(execution_id)
     _checked_text(name, "The signal name", _max_length(PendingSignal, "name"))
-    store.send_signal(execution_id, name, payload)
+    with tracing.span(
+        f"send_signal {name}",
+        kind="producer",
+        attributes={"durable.execution_id": str(execution_id), "durable.signal_name": name},
+    ):
+        store.send_signal(execution_id, name, payload)
+    logger.debug(
+        "Sent signal %r to execution %s.",
+        name,
+        execution_id,
+        extra=about(execution_id=execution_id),
+    )
 
 
 @_dual_from_sync

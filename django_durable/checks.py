@@ -6,6 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from .conf import DEFAULTS
+from .observability.metrics import settings_problem as metrics_problem
 from .registry import RetryPolicy
 
 
@@ -61,6 +62,14 @@ def check_durable_settings(app_configs=None, **kwargs):
             Error(
                 "DURABLE['ASYNC_ACTIVITIES_PER_PROCESS'] must be a whole number, at least 1.",
                 id="django_durable.E007",
+            )
+        )
+    if problem := metrics_problem(user.get("METRICS", DEFAULTS["METRICS"])):
+        errors.append(
+            Error(
+                problem,
+                hint="See docs/observability.md for the forms DURABLE['METRICS'] takes.",
+                id="django_durable.E008",
             )
         )
     if alias in settings.DATABASES and connections[alias].vendor == "sqlite":

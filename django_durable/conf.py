@@ -29,6 +29,10 @@ DEFAULTS = {
         "maximum_interval": 100.0,
         "maximum_attempts": 3,
     },
+    # Where the engine's metrics go: None (nowhere), "prometheus" (prometheus_client's
+    # default registry), {"BACKEND": "prometheus", "PORT": 9464} (and the worker serves
+    # it), or {"BACKEND": "dotted.path"} of a Metrics class. See docs/observability.md.
+    "METRICS": None,
 }
 
 

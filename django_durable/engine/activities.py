@@ -18,15 +18,21 @@ from ..concurrency import in_event_loop
 from ..conf import durable_setting
 from ..constants import ActivityStatus
 from ..exceptions import ActivityCanceled
+from ..observability import tracing
+from ..observability.logs import about
+from ..observability.metrics import metrics
 from ..payloads import describe_exception, storable_error, to_json_value
 from ..registry import RetryPolicy, register
 from ..store import ActivityClaim
 from ..store.db import alias
+from .telemetry import activity_span
 
-logger = logging.getLogger("django_durable.engine")
+logger = logging.getLogger(__name__)
 
 # An outcome saying the attempt recorded its own completion (transactional activities).
 RECORDED = {"recorded": True}
+# The same, for one rolled back because it lost its lease: nothing more to record either.
+ROLLED_BACK = {"recorded": True, "rolled_back": True}
 
 
 class _CompletionRejected(Exception):
@@ -111,22 +117,23 @@ def execute_activity(claim: ActivityClaim) -> dict[str, Any]:
     `BaseException` included: it becomes the attempt's error, never the caller's.
     """
     token = activity.current.set(_running_activity(claim))
-    try:
-        definition = register.get_activity(claim.activity_name)
-        if claim.options.get("transactional"):
-            return _execute_transactionally(claim, definition)
-        if definition.is_async:
-            try:
-                value = asyncio.run(definition.fn(*claim.args, **claim.kwargs))
-            finally:
-                release_helper_connections()
-        else:
-            value = definition.fn(*claim.args, **claim.kwargs)
-        return _succeeded(claim, value)
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the attempt's error
-        return _failed(claim, exc)
-    finally:
-        activity.current.reset(token)
+    with activity_span(claim) as span:
+        try:
+            definition = register.get_activity(claim.activity_name)
+            if claim.options.get("transactional"):
+                return _ended(span, _execute_transactionally(claim, definition))
+            if definition.is_async:
+                try:
+                    value = asyncio.run(definition.fn(*claim.args, **claim.kwargs))
+                finally:
+                    release_helper_connections()
+            else:
+                value = definition.fn(*claim.args, **claim.kwargs)
+            return _ended(span, _succeeded(claim, value))
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the attempt's error
+            return _ended(span, _failed(claim, exc), exc)
+        finally:
+            activity.current.reset(token)
 
 
 async def execute_activity_async(claim: ActivityClaim) -> dict[str, Any]:
@@ -136,20 +143,21 @@ async def execute_activity_async(claim: ActivityClaim) -> dict[str, Any]:
     Same contract: the outcome as a dict, whatever the code raises (cancelling the task
     included, which becomes a `CancelledError` error). `activity.current` is set in this
     task's own context, so `activity.info()` answers for this attempt alone. A `def` (or
-    transactional) activity, which the activity processes never send here, runs on a thread
-    so that it cannot block the loop.
+    transactional, or unknown) activity, which the activity processes never send here, runs
+    on a thread so that it cannot block the loop.
     """
+    definition = register.activities.get(claim.activity_name)
+    if definition is None or claim.options.get("transactional") or not definition.is_async:
+        return await asyncio.to_thread(execute_activity, claim)
     token = activity.current.set(_running_activity(claim))
-    try:
-        definition = register.get_activity(claim.activity_name)
-        if claim.options.get("transactional") or not definition.is_async:
-            return await asyncio.to_thread(execute_activity, claim)
-        value = await definition.fn(*claim.args, **claim.kwargs)
-        return _succeeded(claim, value)
-    except BaseException as exc:  # CancelledError and SystemExit too: the attempt's error
-        return _failed(claim, exc)
-    finally:
-        activity.current.reset(token)
+    with activity_span(claim) as span:
+        try:
+            value = await definition.fn(*claim.args, **claim.kwargs)
+            return _ended(span, _succeeded(claim, value))
+        except BaseException as exc:  # CancelledError and SystemExit too: the attempt's error
+            return _ended(span, _failed(claim, exc), exc)
+        finally:
+            activity.current.reset(token)
 
 
 def _running_activity(claim: ActivityClaim) -> activity.RunningActivity:
@@ -168,8 +176,28 @@ def _succeeded(claim: ActivityClaim, value: Any) -> dict[str, Any]:
 
 
 def _failed(claim: ActivityClaim, exc: BaseException) -> dict[str, Any]:
-    logger.info("Activity %s attempt %s failed: %r", claim.activity_name, claim.attempt, exc)
+    logger.info(
+        "Activity %s attempt %s failed: %r",
+        claim.activity_name,
+        claim.attempt,
+        exc,
+        extra=about(claim),
+    )
     return {"error": describe_exception(exc)}
+
+
+def _ended(span: Any, outcome: dict[str, Any], exc: BaseException | None = None) -> dict[str, Any]:
+    """`outcome`, once the attempt's span says how it ended (and with what, if it raised)."""
+    if exc is not None:
+        tracing.record_error(span, exc)
+    tracing.set_attributes(span, outcome=_attempt_outcome(outcome))
+    return outcome
+
+
+def _attempt_outcome(outcome: dict[str, Any]) -> str:
+    if outcome.get("rolled_back"):
+        return "rolled_back"
+    return "failed" if "error" in outcome else "completed"
 
 
 def _execute_transactionally(claim: ActivityClaim, definition) -> dict[str, Any]:
@@ -182,8 +210,12 @@ def _execute_transactionally(claim: ActivityClaim, definition) -> dict[str, Any]
                 raise _CompletionRejected
     except _CompletionRejected:
         logger.warning(
-            "Rolled back %s attempt %s: its lease was lost.", claim.activity_name, claim.attempt
+            "Rolled back %s attempt %s: its lease was lost.",
+            claim.activity_name,
+            claim.attempt,
+            extra=about(claim),
         )
+        return ROLLED_BACK
     return RECORDED
 
 
@@ -215,22 +247,48 @@ def settle_activity(
     the write would fail the same way at every lease, so the attempt fails for good
     instead, with an error that names the refusal.
     """
-    if outcome is RECORDED or outcome.get("recorded"):
-        return True
-    now = now or timezone.now()
+    recorded, status = _settle(claim, outcome, now or timezone.now(), timed_out)
+    metrics().activity_attempt(claim.activity_name, attempt_outcome(status, recorded))
+    return recorded
+
+
+def _settle(
+    claim: ActivityClaim, outcome: dict[str, Any], now: datetime, timed_out: bool
+) -> tuple[bool, str]:
+    """`settle_activity`, saying also which status it recorded."""
+    if outcome is RECORDED or outcome.get("recorded"):  # by the attempt itself
+        return True, "discarded" if outcome.get("rolled_back") else ActivityStatus.COMPLETED
     status = ActivityStatus.TIMED_OUT if timed_out else ActivityStatus.FAILED
     if "error" not in outcome:
         try:
-            return store.complete_activity_task(claim, result=outcome["result"], now=now)
+            done = store.complete_activity_task(claim, result=outcome["result"], now=now)
+            return done, ActivityStatus.COMPLETED
         except (DataError, IntegrityError) as exc:
-            return _fail_for_good(claim, _refused(claim, "result", exc, {}), status, now)
+            error = _refused(claim, "result", exc, {})
+            return _fail_for_good(claim, error, status, now), status
     error = outcome["error"]
+    at = retry_at(claim, error, now)
     try:
-        return store.complete_activity_task(
-            claim, error=error, retry_at=retry_at(claim, error, now), status=status, now=now
-        )
+        done = store.complete_activity_task(claim, error=error, retry_at=at, status=status, now=now)
+        return done, ActivityStatus.QUEUED if at is not None else status
     except (DataError, IntegrityError) as exc:
-        return _fail_for_good(claim, _refused(claim, "error", exc, error), status, now)
+        return _fail_for_good(claim, _refused(claim, "error", exc, error), status, now), status
+
+
+ATTEMPT_OUTCOMES = {
+    ActivityStatus.COMPLETED: "completed",
+    ActivityStatus.QUEUED: "retried",
+    ActivityStatus.FAILED: "failed",
+    ActivityStatus.TIMED_OUT: "timed_out",
+}
+
+
+def attempt_outcome(status: str, recorded: bool | None) -> str:
+    """The metric label of an attempt whose outcome was recorded with `status` (or was
+    discarded: no longer current; or never recorded: the database stayed away)."""
+    if recorded is None:
+        return "unrecorded"
+    return ATTEMPT_OUTCOMES.get(status, status) if recorded else "discarded"
 
 
 def _refused(

@@ -7,6 +7,7 @@ clock, and every step goes through the same store functions as the worker.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from ..conf import durable_setting
 from ..constants import ExecutionStatus
 from ..exceptions import WorkflowBlocked
 from ..models import WorkflowExecution
+from ..observability.metrics import metrics
 from .activities import execute_activity, settle_activity
 from .sticky import StickyCache
 from .workflow_task import run_workflow_task
@@ -52,7 +54,9 @@ class InlineRunner:
         for claim in await store.aclaim_activity_tasks(
             self.owner, BATCH, now=self.now(), execution_ids=scope
         ):
+            began = time.perf_counter()
             outcome = await sync_to_async(execute_activity)(claim)
+            metrics().activity_seconds(claim.activity_name, time.perf_counter() - began)
             await sync_to_async(settle_activity)(claim, outcome, now=self.now())
             ran = True
         return ran

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from ..conf import durable_setting
 
-logger = logging.getLogger("django_durable.worker")
+logger = logging.getLogger(__name__)
 
 _DJANGO_ONLY_OPTIONS = {"pool", "isolation_level", "server_side_binding", "assume_role"}
 

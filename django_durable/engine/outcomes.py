@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -25,11 +26,13 @@ from django.utils import timezone
 
 from .. import store
 from ..constants import ActivityStatus
+from ..observability.logs import about
+from ..observability.metrics import metrics
 from ..store import ActivityClaim, ActivityOutcome, TaskInputs, WorkflowClaim
 from ..store.twins import async_twin
-from .activities import retry_at, settle_activity
+from .activities import attempt_outcome, retry_at, settle_activity
 
-logger = logging.getLogger("django_durable.worker")
+logger = logging.getLogger(__name__)
 asettle_activity = async_twin(settle_activity)
 
 MAX_BATCH = 500  # outcomes in one transaction
@@ -106,6 +109,7 @@ class OutcomeRecorder:
         held = self._held_here({p.claim.execution_id for p in batch})
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
+                began = time.perf_counter()
                 done = await store.arecord_activity_outcomes(outcomes, continue_here=held)
             except (DataError, IntegrityError):
                 await self._write_one_by_one(batch)
@@ -114,13 +118,18 @@ class OutcomeRecorder:
                 if attempt == WRITE_ATTEMPTS:
                     logger.error("Could not record %d outcome(s) (%s).", len(batch), exc)
                     for pending in batch:
+                        metrics().activity_attempt(pending.claim.activity_name, "unrecorded")
                         _resolve(pending.recorded, None)
                     return
                 await asyncio.sleep(1.0)
                 continue
             self.batches += 1
             self.recorded += len(batch)
-            for pending, recorded in zip(batch, done.recorded, strict=True):
+            metrics().record("activity", len(batch), time.perf_counter() - began)
+            for pending, outcome, recorded in zip(batch, outcomes, done.recorded, strict=True):
+                metrics().activity_attempt(
+                    pending.claim.activity_name, attempt_outcome(outcome.status, recorded)
+                )
                 _resolve(pending.recorded, recorded)
             if done.continued:
                 self._continue_here(done.continued, done.inputs)
@@ -133,7 +142,14 @@ class OutcomeRecorder:
                     pending.claim, pending.outcome, timed_out=pending.timed_out
                 )
             except DatabaseError as exc:
-                logger.error("Could not record an outcome of %s (%s).", pending.claim, exc)
+                logger.error(
+                    "Could not record an outcome of %s attempt %s (%s).",
+                    pending.claim.activity_name,
+                    pending.claim.attempt,
+                    exc,
+                    extra=about(pending.claim),
+                )
+                metrics().activity_attempt(pending.claim.activity_name, "unrecorded")
                 recorded = None
             _resolve(pending.recorded, recorded)
 

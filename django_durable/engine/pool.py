@@ -37,7 +37,7 @@ from ..registry import register
 from ..store import ActivityClaim
 from .child import CANCEL, READY, RUN, serve
 
-logger = logging.getLogger("django_durable.worker")
+logger = logging.getLogger(__name__)
 
 RESPAWN_DELAY_MAX = 30.0  # seconds between attempts to start a child that keeps failing
 STOP_GRACE_SECONDS = 3.0  # a cancelled async attempt's time to end before its process is killed

@@ -21,6 +21,9 @@ class CachedInstance:
     # under a lease and every lease bumps the epoch, so a claim at `epoch + 1` proves that
     # nobody else ran a workflow task since: the instance is current without a query.
     epoch: int
+    # The trace context its WORKFLOW_STARTED event carries (parent of its workflow-task
+    # spans), kept so that a task resumed from here needs no history to find it.
+    trace: dict[str, str] | None = None
 
 
 class StickyCache:
@@ -54,10 +57,11 @@ class StickyCache:
         instance: WorkflowInstance,
         history_length: int,
         epoch: int,
+        trace: dict[str, str] | None = None,
     ) -> None:
         if self.size <= 0 or instance.done:
             return
-        self._entries[execution_id] = CachedInstance(instance, history_length, epoch)
+        self._entries[execution_id] = CachedInstance(instance, history_length, epoch, trace)
         self._entries.move_to_end(execution_id)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)

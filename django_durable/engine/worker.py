@@ -28,11 +28,14 @@ from .. import store
 from ..conf import durable_setting
 from ..constants import ActivityStatus, EventKind
 from ..exceptions import ActivityProcessDied, ActivityTimeoutError
+from ..observability.logs import about
+from ..observability.metrics import metrics, serve_metrics
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event
 from ..store import ActivityClaim, TaskInputs, WorkflowClaim
 from ..store.db import alias, supports_notify
+from . import telemetry
 from .listener import EVERYTHING, Listener
 from .outcomes import OutcomeRecorder
 from .pool import ActivityPool, ProcessLost, runs_async
@@ -40,7 +43,7 @@ from .sticky import StickyCache
 from .workflow_task import run_workflow_tasks
 from .workflow_thread import WorkflowThread
 
-logger = logging.getLogger("django_durable.worker")
+logger = logging.getLogger(__name__)
 
 
 DATABASE_THREADS = 4  # transactions in flight at once, each on its own connection
@@ -177,6 +180,7 @@ class Worker:
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._serve_metrics()
         await store.aregister_worker(
             self.id,
             self.options.queues,
@@ -220,6 +224,18 @@ class Worker:
                 task.cancel()
             self.pool.kill()
             self.workflow_thread.close()
+
+    def _serve_metrics(self) -> None:
+        """Serve the metrics if the settings name a port; a port taken (another worker on
+        this host, during a deploy) costs the metrics of this worker, not the worker."""
+        metrics().watch_due_work(telemetry.read_due_work)
+        try:
+            port = serve_metrics()
+        except OSError as exc:
+            logger.warning("Cannot serve metrics (%s); running without them.", exc)
+            return
+        if port is not None:
+            logger.info("Serving metrics on port %d.", port)
 
     async def _pool_ready(self) -> None:
         """Wait (a while) for the activity processes to be up before claiming: an attempt
@@ -307,7 +323,14 @@ class Worker:
         self._hold_activities(activity_claims)
         claims, inputs = workflow_claims
         self._continue_here(claims, inputs)
+        self._report_queues()
         return bool(activity_claims or claims)
+
+    def _report_queues(self) -> None:
+        report = metrics()
+        report.queue_depth("activity", len(self.pending))
+        report.queue_depth("activity_running", len(self.activities) - len(self.pending))
+        report.queue_depth("workflow_task", len(self.workflow_claims))
 
     async def _claim_activities(self) -> list[ActivityClaim]:
         sync_room, async_room = self._activity_room()
@@ -321,9 +344,11 @@ class Worker:
         if not names:
             return []
         limit = min(self.options.batch, sync_room + async_room)
+        began = time.perf_counter()
         claims = await store.aclaim_activity_tasks(
             self.id, limit, queues=self.options.queues or None, activity_names=names
         )
+        metrics().claim("activity", len(claims), time.perf_counter() - began)
         self._maybe_activities = len(claims) == limit
         self._claimed_at = time.monotonic()
         return claims
@@ -334,9 +359,11 @@ class Worker:
         room = self.options.batch - len(self.workflow_claims)
         if not self._maybe_workflows or self.stopping or room < self.options.batch // 2:
             return [], TaskInputs()
+        began = time.perf_counter()
         claims, inputs = await store.aclaim_workflow_tasks_with_inputs(
             self.id, room, held=self.cache.epochs(), workflow_names=self.workflow_names
         )
+        metrics().claim("workflow_task", len(claims), time.perf_counter() - began)
         self._maybe_workflows = len(claims) == room
         self._claimed_at = time.monotonic()
         return claims, inputs
@@ -483,6 +510,9 @@ class Worker:
                 attempt.deadline, attempt.deadline_reason = _deadline(attempt.claim)
                 attempt.heartbeat_timeout = attempt.claim.options.get("heartbeat_timeout")
                 attempt.started_at = timezone.now()
+                if attempt.claim.attempt == 1:  # a retry's due time is not in its claim
+                    lag = attempt.started_at - attempt.claim.scheduled_at
+                    metrics().due_lag("activity", lag.total_seconds())
                 outcome = self.pool.submit(key, attempt.claim)
                 attempt.task = asyncio.create_task(self._run_activity(key, attempt.claim, outcome))
             self.pending = waiting
@@ -494,26 +524,43 @@ class Worker:
             try:
                 outcome = await running
             except ProcessLost as lost:
+                self._ran(key, claim)
                 self._start_activities()  # its place in the pool is free
                 await self._settle_lost(key, claim, lost)
                 return
+            self._ran(key, claim)
             self._start_activities()  # its place in the pool is free
             if outcome.get("recorded"):
-                return  # a transactional activity recorded its own completion
+                # A transactional activity recorded its own completion (or rolled back).
+                outcome_label = "discarded" if outcome.get("rolled_back") else "completed"
+                metrics().activity_attempt(claim.activity_name, outcome_label)
+                return
             recorded = await self.recorder.add(claim, outcome)
             if recorded is False:
                 logger.warning(
                     "Discarded the outcome of %s attempt %s: it no longer runs.",
                     claim.activity_name,
                     claim.attempt,
+                    extra=about(claim),
                 )
         except asyncio.CancelledError:
             raise
         except BaseException:  # whatever it was, it must not end the worker
-            logger.exception("Recording activity %s failed; its lease will expire", claim.task_id)
+            logger.exception(
+                "Recording activity %s failed; its lease will expire",
+                claim.task_id,
+                extra=about(claim),
+            )
         finally:
             self.activities.pop(key, None)
             self._wake.set()
+
+    def _ran(self, key: AttemptKey, claim: ActivityClaim) -> None:
+        """Report how long the attempt ran, from its start in the pool to its outcome."""
+        attempt = self.activities.get(key)
+        if attempt is not None and attempt.started_at is not None:
+            seconds = (timezone.now() - attempt.started_at).total_seconds()
+            metrics().activity_seconds(claim.activity_name, seconds)
 
     async def _settle_lost(self, key: AttemptKey, claim: ActivityClaim, lost: ProcessLost) -> None:
         attempt = self.activities.get(key)
@@ -527,8 +574,11 @@ class Worker:
             )
             await self.recorder.add(claim, {"error": error}, timed_out=True)
         elif doomed in ("canceled", "superseded"):
-            pass  # its row is canceled already, or another attempt owns it now
+            # Its row is canceled already, or another attempt owns it now.
+            outcome_label = "canceled" if doomed == "canceled" else "discarded"
+            metrics().activity_attempt(claim.activity_name, outcome_label)
         elif lost.collateral:
+            metrics().activity_attempt(claim.activity_name, "released")
             # Its process was stopped for a neighbour's sake: not its fault, not charged.
             await _retrying(
                 "give back an attempt stopped with its neighbour",
@@ -590,6 +640,7 @@ class Worker:
                         attempt.claim.activity_name,
                         attempt.claim.attempt,
                         attempt.doomed,
+                        extra=about(attempt.claim),
                     )
 
     async def _heartbeat_loop(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from django.utils import timezone
 from .. import store
 from ..constants import EventKind
 from ..exceptions import DurableError, NonDeterminismError
+from ..observability.logs import about, call_in_scope
+from ..observability.metrics import metrics
 from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event, WorkflowInfo, WorkflowInstance, replay
@@ -27,6 +30,7 @@ from ..store import (
     TaskRecord,
     WorkflowClaim,
 )
+from . import telemetry
 from .sticky import StickyCache
 from .workflow_thread import WorkflowTaskStuck, WorkflowThread
 
@@ -38,7 +42,7 @@ class UnstorableOutcome(DurableError):
     """The database refused what a workflow task produced (a value it cannot store)."""
 
 
-logger = logging.getLogger("django_durable.engine")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,7 +84,7 @@ def _next_wake(instance: WorkflowInstance, timeout_at: datetime | None) -> datet
 
 
 async def _park(claim: WorkflowClaim, exc: BaseException) -> WorkflowTaskResult:
-    logger.error("Parking execution %s: %s", claim.execution_id, exc)
+    logger.error("Parking execution %s: %s", claim.execution_id, exc, extra=about(claim))
     error: dict[str, Any] = describe_exception(exc)
     if isinstance(exc, NonDeterminismError):
         # The admin shows the recorded command and the new one side by side (None where
@@ -108,17 +112,21 @@ def _replayed(
 
 
 def _runner(claim: WorkflowClaim, thread: WorkflowThread | None) -> RunWorkflowCode:
-    """Where the claim's workflow code runs: on `thread` (watched for never yielding)."""
+    """Where the claim's workflow code runs: on `thread` (watched for never yielding), its
+    log records naming the execution (`call_in_scope`)."""
     if thread is None:
-        return _here
+        return functools.partial(_here, about(claim))
     return functools.partial(
-        thread.call, f"{claim.workflow_name!r} (execution {claim.execution_id})"
+        thread.call,
+        f"{claim.workflow_name!r} (execution {claim.execution_id})",
+        call_in_scope,
+        about(claim),
     )
 
 
-async def _here(fn: Callable[..., T], *args: Any) -> T:
+async def _here(fields: dict[str, Any], fn: Callable[..., T], *args: Any) -> T:
     """Run workflow code on the calling thread (run_workflow and tests)."""
-    return fn(*args)
+    return call_in_scope(fields, fn, *args)
 
 
 @dataclass
@@ -166,6 +174,7 @@ async def run_workflow_tasks(
     work; an outcome the database refuses to store parks it too. None of these raises; a
     database error does (the leases expire and the tasks run again).
     """
+    began = time.perf_counter()
     now = now or timezone.now()
     results = [WorkflowTaskResult() for _ in claims]
     cached = [cache.take(c.execution_id) if cache is not None else None for c in claims]
@@ -191,44 +200,68 @@ async def run_workflow_tasks(
     inboxes = {**inputs.inboxes, **missing.inboxes}
     activations: list[_Activation] = []
     stuck_from: int | None = None
-    for index, claim in enumerate(claims):
-        if stuck_from is not None:
-            continue
-        run = _runner(claim, thread)
-        try:
-            if current[index]:
-                instance, length = cached[index].instance, cached[index].history_length
-            else:
-                history = histories[claim.execution_id]
-                rebuild, arguments = _replayed(claim, history)
-                instance, length = await run(rebuild, *arguments), len(history)
-            activations.append(
-                await _activate(
-                    index, claim, instance, length, inboxes[claim.execution_id], now, run
+    spans: dict[int, Any] = {}  # by index: the claims that ran here (not after a stuck one)
+    traces = [
+        telemetry.started_trace(entry, hit, histories.get(claim.execution_id))
+        for entry, hit, claim in zip(cached, current, claims, strict=True)
+    ]
+    try:
+        for index, claim in enumerate(claims):
+            if stuck_from is not None:
+                continue
+            spans[index] = telemetry.workflow_task_span(
+                claim, traces[index], len(claims), cache_hit=current[index]
+            )
+            run = _runner(claim, thread)
+            try:
+                if current[index]:
+                    instance, length = cached[index].instance, cached[index].history_length
+                else:
+                    history = histories[claim.execution_id]
+                    rebuild, arguments = _replayed(claim, history)
+                    instance, length = await run(rebuild, *arguments), len(history)
+                activations.append(
+                    await _activate(
+                        index, claim, instance, length, inboxes[claim.execution_id], now, run
+                    )
                 )
-            )
-        except DatabaseError:
-            raise
-        except WorkflowTaskStuck as exc:
-            if cache is not None:
-                cache.clear()  # their greenlets belong to the abandoned thread
-            results[index] = await _park(claim, exc)
-            stuck_from = index
-        except Exception as exc:  # non-determinism, an unknown workflow, or a bug: never fatal
-            results[index] = await _park(claim, exc)
-    for activation in activations:
-        if lease_activities is not None and activation.instance is not None:
-            activation.record.leased_activity_seqs = lease_activities(
-                activation.record.claim, activation.record.events
-            )
-    await _record(activations, results, now)
+            except DatabaseError:
+                raise
+            except WorkflowTaskStuck as exc:
+                if cache is not None:
+                    cache.clear()  # their greenlets belong to the abandoned thread
+                results[index] = await _park(claim, exc)
+                stuck_from = index
+            except Exception as exc:  # non-determinism, an unknown workflow, or a bug: never fatal
+                results[index] = await _park(claim, exc)
+        for activation in activations:
+            telemetry.carry_trace(activation.record.events, spans[activation.index])
+            if lease_activities is not None and activation.instance is not None:
+                activation.record.leased_activity_seqs = lease_activities(
+                    activation.record.claim, activation.record.events
+                )
+        await _record(activations, results, now)
+    except BaseException as exc:  # a database error, or the worker cancelling: not theirs
+        telemetry.workflow_tasks_abandoned(spans.values(), exc)
+        raise
+    recorded_events = {a.index: len(a.record.events) for a in activations}
+    for index, span in spans.items():
+        telemetry.workflow_task_ended(
+            claims[index], span, began, results[index], recorded_events.get(index, 0)
+        )
     for activation in activations:
         result = results[activation.index]
         if cache is not None and stuck_from is None and not result.lease_lost and not result.parked:
             if activation.instance is not None:
                 claim = activation.record.claim
                 length = activation.record.history_length + len(activation.record.events)
-                cache.put(claim.execution_id, activation.instance, length, claim.epoch)
+                cache.put(
+                    claim.execution_id,
+                    activation.instance,
+                    length,
+                    claim.epoch,
+                    trace=traces[activation.index],
+                )
     if stuck_from is not None and stuck_from + 1 < len(claims):
         # The ones after it replay on a fresh thread: the old one's instances are gone.
         rest = await run_workflow_tasks(
@@ -285,7 +318,9 @@ async def _record(
     if not activations:
         return
     try:
+        began = time.perf_counter()
         recorded = await store.arecord_workflow_tasks([a.record for a in activations], now=now)
+        metrics().record("workflow_task", len(activations), time.perf_counter() - began)
     except DatabaseError:
         if len(activations) == 1:
             recorded = None
@@ -301,7 +336,9 @@ async def _record(
     for activation in activations:
         claim = activation.record.claim
         try:
+            began = time.perf_counter()
             done = (await store.arecord_workflow_tasks([activation.record], now=now))[0]
+            metrics().record("workflow_task", 1, time.perf_counter() - began)
         except (DataError, IntegrityError) as exc:
             # Permanent for this task: trying it again would fail the same way, for ever.
             results[activation.index] = await _park(
@@ -321,6 +358,7 @@ def _result_of(activation: _Activation, done: RecordedTask) -> WorkflowTaskResul
             "Execution %s is no longer leased to %s.",
             activation.record.claim.execution_id,
             activation.record.claim.owner,
+            extra=about(activation.record.claim),
         )
         return WorkflowTaskResult(instance=activation.instance, lease_lost=True)
     return WorkflowTaskResult(

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..exceptions import DurableError
-
-logger = logging.getLogger("django_durable.worker")
 
 T = TypeVar("T")
 STOP_RETRY_SECONDS = 1.0  # how often an abandoned thread is asked again to stop

@@ -17,7 +17,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-logger = logging.getLogger("django_durable.runtime")
+from ..observability.logs import ScopedLogger
+
+# The runtime knows no execution: the engine names it around each call (`call_in_scope`).
+logger = ScopedLogger(logging.getLogger(__name__))
 
 
 class _Future(asyncio.Future):

@@ -42,6 +42,7 @@ class ActivityClaim:
     heartbeat_details: Any
     scheduled_at: datetime
     started_at: datetime
+    workflow_name: str = ""  # of its execution: for the fields of log records and spans
 
     @property
     def idempotency_key(self) -> str:
@@ -116,6 +117,7 @@ def claim_of(row: ActivityTask, owner: str) -> ActivityClaim:
         heartbeat_details=row.heartbeat_details,
         scheduled_at=row.created_at,
         started_at=row.started_at,
+        workflow_name=getattr(row, "workflow_name", ""),
     )
 
 
@@ -164,6 +166,7 @@ def claim_activity_tasks(
         rows = _tasks().filter(
             pk__in=ids, status=ActivityStatus.RUNNING, lease_owner=owner, lease_until__gt=now
         )
+        rows = rows.annotate(workflow_name=F("execution__workflow_name"))
         return [claim_of(row, owner) for row in rows.order_by("due_at", "pk")]
 
 

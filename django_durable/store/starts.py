@@ -23,6 +23,7 @@ from django.db import IntegrityError, connections, transaction
 from ..conf import durable_setting
 from ..constants import EventKind, ExecutionStatus
 from ..models import HistoryEvent, WorkflowExecution
+from ..observability import tracing
 from ..payloads import check_text, to_json_value
 from . import inserts
 from .db import alias, notify, now_or
@@ -48,9 +49,17 @@ class IdReusePolicy:
     ALL = (RETURN_EXISTING, ALLOW_DUPLICATE, ALLOW_DUPLICATE_FAILED_ONLY)
 
 
-def _started_data(inputs: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    """The data of a `WORKFLOW_STARTED` event: what the replayer starts the workflow with."""
-    return {"input": inputs, "timeout": timeout}
+def _started_data(
+    inputs: dict[str, Any], timeout: float | None, trace: tracing.Carrier | None = None
+) -> dict[str, Any]:
+    """The data of a `WORKFLOW_STARTED` event: what the replayer starts the workflow with,
+    and the trace context of the start (`trace`, or the current one), which parents the
+    execution's workflow-task spans; none is stored where there is none to carry."""
+    data = {"input": inputs, "timeout": timeout}
+    carrier = tracing.current_carrier() if trace is None else trace
+    if carrier:
+        data["trace"] = carrier
+    return data
 
 
 def started_timeout(execution_id: uuid.UUID) -> float | None:
@@ -77,8 +86,10 @@ def _started(
     parent_command_seq: int | None = None,
     timeout: float | None = None,
     retried_from: uuid.UUID | None = None,
+    trace: tracing.Carrier | None = None,
 ) -> tuple[WorkflowExecution, HistoryEvent]:
-    """A new execution and its first history event, unsaved: what every start writes."""
+    """A new execution and its first history event, unsaved: what every start writes
+    (`trace`: the start's trace context, by default the current one)."""
     execution = WorkflowExecution(
         id=execution_id,
         workflow_name=workflow_name,
@@ -95,7 +106,7 @@ def _started(
         sequence=1,
         kind=EventKind.WORKFLOW_STARTED,
         name=workflow_name,
-        data=_started_data(inputs, timeout),
+        data=_started_data(inputs, timeout, trace),
     )
     return execution, event
 
@@ -165,9 +176,14 @@ _EXECUTION_FROM_ROW = ((WorkflowExecution._meta.pk.attname, 0), ("input", 1))
 _EVENT_FROM_ROW = ((HistoryEvent._meta.get_field("execution").attname, 0), ("data", 2))
 
 
-def _bulk_row(execution_id: uuid.UUID, inputs: dict[str, Any], timeout: float | None) -> str:
+def _bulk_row(
+    execution_id: uuid.UUID,
+    inputs: dict[str, Any],
+    timeout: float | None,
+    trace: tracing.Carrier,
+) -> str:
     """One row of a bulk start statement, as JSON text (ASCII, the rest `\\u` escaped)."""
-    return json.dumps([str(execution_id), inputs, _started_data(inputs, timeout)])
+    return json.dumps([str(execution_id), inputs, _started_data(inputs, timeout, trace)])
 
 
 def _bulk_statement(
@@ -316,9 +332,10 @@ def start_executions(
         with transaction.atomic(using=alias()):
             _create_executions_orm(workflow_name, ids, checked, timeout=timeout, now=now)
         return ids
-    template = _started(ids[0], workflow_name, {}, now, timeout=timeout)
+    trace = tracing.current_carrier()  # the batch's one start: read once, not per row
+    template = _started(ids[0], workflow_name, {}, now, timeout=timeout, trace=trace)
     rows = [
-        _bulk_row(execution_id, inputs, timeout)
+        _bulk_row(execution_id, inputs, timeout, trace)
         for execution_id, inputs in zip(ids, checked, strict=True)
     ]
     chunks = list(_chunks(rows))
@@ -341,8 +358,9 @@ def _create_executions_orm(
     now: datetime,
 ) -> None:
     """`start_executions` through the ORM; the caller holds the transaction."""
+    trace = tracing.current_carrier()
     started = [
-        _started(execution_id, workflow_name, inputs, now, timeout=timeout)
+        _started(execution_id, workflow_name, inputs, now, timeout=timeout, trace=trace)
         for execution_id, inputs in zip(ids, inputs_list, strict=True)
     ]
     _executions().bulk_create([execution for execution, _ in started], batch_size=BULK_CHUNK)

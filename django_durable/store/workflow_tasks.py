@@ -307,6 +307,7 @@ def _schedule_activities(
                     heartbeat_details=None,
                     scheduled_at=now,
                     started_at=now,
+                    workflow_name=records[i].claim.workflow_name,
                 )
             )
     if any(not owner for _, owner in owners):

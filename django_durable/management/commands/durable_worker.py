@@ -11,6 +11,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from django_durable.engine.worker import Worker, WorkerOptions
+from django_durable.observability.logs import CONSOLE_FORMAT, ExecutionFields
 
 
 def _loop_factory():
@@ -19,6 +20,18 @@ def _loop_factory():
     except ImportError:
         return asyncio.new_event_loop
     return uvloop.new_event_loop
+
+
+def _log_to_stderr(verbosity: int) -> None:
+    """Unless `LOGGING` sends django_durable's records somewhere (to a handler of its own or
+    of the root logger), log to stderr, each record with the execution fields it carries:
+    warnings and errors, and with `-v 2` what the worker does too."""
+    if logging.getLogger("django_durable").hasHandlers():
+        return
+    handler = logging.StreamHandler()
+    handler.addFilter(ExecutionFields())
+    level = logging.INFO if verbosity > 1 else logging.WARNING
+    logging.basicConfig(level=level, format=CONSOLE_FORMAT, handlers=[handler])
 
 
 class Command(BaseCommand):
@@ -69,8 +82,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name} must be at least 1.")
         if options["tick"] <= 0 or options["grace"] < 0:
             raise CommandError("--tick must be positive and --grace not negative.")
-        if not logging.getLogger("django_durable").handlers:
-            logging.basicConfig(level=logging.INFO if options["verbosity"] > 1 else logging.WARNING)
+        _log_to_stderr(options["verbosity"])
         worker = Worker(
             WorkerOptions(
                 batch=options["batch"],
