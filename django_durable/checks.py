@@ -72,6 +72,15 @@ def check_durable_settings(app_configs=None, **kwargs):
                 id="django_durable.E008",
             )
         )
+    if problem := _listen_database_problem(user.get("LISTEN_DATABASE")):
+        errors.append(
+            Error(
+                problem,
+                hint="An alias of DATABASES, or a libpq string such as "
+                "'postgresql://user@db-host:5432/name' (see docs/pgbouncer.md).",
+                id="django_durable.E009",
+            )
+        )
     if alias in settings.DATABASES and connections[alias].vendor == "sqlite":
         mode = str(connections[alias].settings_dict["OPTIONS"].get("transaction_mode") or "")
         if mode.upper() not in ("IMMEDIATE", "EXCLUSIVE"):
@@ -85,3 +94,28 @@ def check_durable_settings(app_configs=None, **kwargs):
                 )
             )
     return errors
+
+
+def _listen_database_problem(target) -> str | None:
+    """Why `DURABLE["LISTEN_DATABASE"]` cannot be used, or None. The value itself is never
+    repeated: a connection string may hold a password."""
+    if target is None:
+        return None
+    if not isinstance(target, str) or not target.strip():
+        return "DURABLE['LISTEN_DATABASE'] must be an alias of DATABASES or a libpq string."
+    if target in settings.DATABASES:
+        if connections[target].vendor != "postgresql":
+            return f"DURABLE['LISTEN_DATABASE'] names {target!r}, which is not PostgreSQL."
+        return None
+    try:
+        import psycopg
+
+        psycopg.conninfo.conninfo_to_dict(target)
+    except ImportError:
+        return "DURABLE['LISTEN_DATABASE'] needs psycopg (PostgreSQL) installed."
+    except psycopg.ProgrammingError:
+        return (
+            "DURABLE['LISTEN_DATABASE'] is neither an alias of DATABASES nor a connection "
+            "string libpq can parse."
+        )
+    return None

@@ -7,6 +7,11 @@ DEFAULTS = {
     "DATABASE": "default",
     # PostgreSQL LISTEN/NOTIFY channel the worker is woken on.
     "CHANNEL": "django_durable",
+    # The connection the worker LISTENs on: None (the DATABASE alias), another alias of
+    # DATABASES, or a libpq string ("postgresql://..." or "host=... dbname=..."). LISTEN
+    # needs a direct, session-level connection: behind PgBouncer in transaction mode, point
+    # this at PostgreSQL itself (docs/pgbouncer.md).
+    "LISTEN_DATABASE": None,
     # Seconds a claimed workflow task or activity stays owned without a heartbeat.
     "LEASE_SECONDS": 30.0,
     # Suspended workflows kept in memory per worker (sticky cache); 0 replays every task,

@@ -11,6 +11,7 @@ import logging
 import os
 
 import psycopg
+from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
@@ -41,6 +42,19 @@ def conninfo_for(alias: str) -> str:
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
+def listen_conninfo() -> str:
+    """The libpq string of the worker's LISTEN connection: `DURABLE["LISTEN_DATABASE"]` (an
+    alias of DATABASES or a libpq string), else the engine's own database alias."""
+    target = durable_setting("LISTEN_DATABASE")
+    if target is None:
+        return conninfo_for(durable_setting("DATABASE"))
+    if target in settings.DATABASES:
+        return conninfo_for(target)
+    params = psycopg.conninfo.conninfo_to_dict(target)
+    params.setdefault("application_name", f"django_durable listener {os.getpid()}")
+    return psycopg.conninfo.make_conninfo(**params)
+
+
 EVERYTHING = "*"  # a kind meaning: anything may have become runnable (after a reconnect)
 
 
@@ -49,8 +63,8 @@ class Listener:
     "activity"), so the worker queries only for what may be there; reconnects with back-off
     when the connection dies."""
 
-    def __init__(self, alias: str, wake: asyncio.Event) -> None:
-        self.conninfo = conninfo_for(alias)
+    def __init__(self, conninfo: str, wake: asyncio.Event) -> None:
+        self.conninfo = conninfo
         self.channel = durable_setting("CHANNEL")
         self.wake = wake
         self.connected = asyncio.Event()

@@ -34,9 +34,9 @@ from ..payloads import describe_exception
 from ..registry import register
 from ..runtime import Event
 from ..store import ActivityClaim, TaskInputs, WorkflowClaim
-from ..store.db import alias, supports_notify
+from ..store.db import supports_notify
 from . import telemetry
-from .listener import EVERYTHING, Listener
+from .listener import EVERYTHING, Listener, listen_conninfo
 from .outcomes import OutcomeRecorder
 from .pool import ActivityPool, ProcessLost, runs_async
 from .sticky import StickyCache
@@ -201,7 +201,7 @@ class Worker:
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
         ]
         if self.uses_notify:
-            self.listener = Listener(alias(), self._wake)
+            self.listener = Listener(listen_conninfo(), self._wake)
             side_tasks.append(asyncio.create_task(self.listener.run(), name="listener"))
         stop = asyncio.create_task(self._stopping.wait(), name="stop")
         try:

@@ -77,6 +77,10 @@ else:
     }
 
 DURABLE = {}
+if os.environ.get("DATABASE_DIRECT_URL"):
+    # PostgreSQL itself, past a transaction-mode pooler in DATABASE_URL: the worker's LISTEN
+    # connection needs a session of its own (docs/pgbouncer.md).
+    DURABLE["LISTEN_DATABASE"] = os.environ["DATABASE_DIRECT_URL"]
 
 LOGGING = {
     "version": 1,
