@@ -55,11 +55,14 @@ class WorkflowContext:
 
         Args:
             activity: the activity's registered name or function.
-            *args, **kwargs: JSON-serializable arguments passed to it.
-            retry_policy, start_to_close_timeout, schedule_to_close_timeout,
-            heartbeat_timeout: override the activity's own options for this call.
+            *args: JSON-serializable positional arguments passed to it.
+            retry_policy: this call's retry policy, instead of the activity's own.
+            start_to_close_timeout: this call's, instead of the activity's own.
+            schedule_to_close_timeout: this call's, instead of the activity's own.
+            heartbeat_timeout: this call's, instead of the activity's own.
             queue: the queue whose workers run this call (`--queue`), instead of the
                 activity's own `queue`; 1 to 100 characters.
+            **kwargs: JSON-serializable keyword arguments passed to it.
 
         Returns:
             The activity's result, recorded once and replayed afterwards.

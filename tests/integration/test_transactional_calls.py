@@ -70,6 +70,4 @@ def test_a_signal_and_a_cancel_wake_workers_only_once_committed(notifications):
         send_signal(waiting, "item", 1)
         cancel_workflow(cancelable)
         assert notifications() == []
-    assert sorted(notifications()) == sorted(
-        [f"workflow:{waiting}", f"workflow:{cancelable}"]
-    )
+    assert sorted(notifications()) == sorted([f"workflow:{waiting}", f"workflow:{cancelable}"])
