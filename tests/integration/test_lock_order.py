@@ -20,6 +20,7 @@ from django_durable.constants import ActivityStatus, EventKind, ExecutionStatus
 from django_durable.models import ActivityTask, WorkflowExecution
 from django_durable.runtime.events import Event
 from django_durable.store.db import alias
+from tests.integration.test_hot_path import scheduled
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -30,15 +31,6 @@ pytestmark = [
 
 STARTED = Event(EventKind.WORKFLOW_TASK_STARTED, data={"time": 0})
 COMPLETED = Event(EventKind.WORKFLOW_COMPLETED, data={"result": "done"})
-
-
-def scheduled(seq: int = 1) -> Event:
-    return Event(
-        EventKind.ACTIVITY_SCHEDULED,
-        seq,
-        "testapp.add",
-        {"args": [1, 2], "kwargs": {}, "options": {}, "queue": "default"},
-    )
 
 
 def running_activity():
