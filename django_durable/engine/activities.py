@@ -23,7 +23,7 @@ from ..observability.logs import about
 from ..observability.metrics import metrics
 from ..payloads import describe_exception, storable_error, to_json_value
 from ..registry import RetryPolicy, register
-from ..store import ActivityClaim
+from ..store import ActivityClaim, ActivityOutcome
 from ..store.db import alias
 from .telemetry import activity_span
 
@@ -252,27 +252,48 @@ def settle_activity(
     return recorded
 
 
+def outcome_of(
+    claim: ActivityClaim,
+    outcome: dict[str, Any],
+    *,
+    timed_out: bool = False,
+    now: datetime | None = None,
+) -> ActivityOutcome:
+    """What to record for an attempt's outcome ({"result": ...} or {"error": ...}, as the
+    attempt returned it): its result, a retry under its policy, or a final error. The one
+    place that decides it, for outcomes recorded in batches and one by one alike."""
+    if "error" not in outcome:
+        return ActivityOutcome(claim, ActivityStatus.COMPLETED, result=outcome["result"])
+    error = outcome["error"]
+    at = retry_at(claim, error, now or timezone.now())
+    if at is not None:
+        return ActivityOutcome(claim, ActivityStatus.QUEUED, error=error, retry_at=at)
+    final = ActivityStatus.TIMED_OUT if timed_out else ActivityStatus.FAILED
+    return ActivityOutcome(claim, final, error=error)
+
+
 def _settle(
     claim: ActivityClaim, outcome: dict[str, Any], now: datetime, timed_out: bool
 ) -> tuple[bool, str]:
     """`settle_activity`, saying also which status it recorded."""
     if outcome is RECORDED or outcome.get("recorded"):  # by the attempt itself
         return True, "discarded" if outcome.get("rolled_back") else ActivityStatus.COMPLETED
-    status = ActivityStatus.TIMED_OUT if timed_out else ActivityStatus.FAILED
-    if "error" not in outcome:
-        try:
-            done = store.complete_activity_task(claim, result=outcome["result"], now=now)
-            return done, ActivityStatus.COMPLETED
-        except (DataError, IntegrityError) as exc:
-            error = _refused(claim, "result", exc, {})
-            return _fail_for_good(claim, error, status, now), status
-    error = outcome["error"]
-    at = retry_at(claim, error, now)
+    decided = outcome_of(claim, outcome, timed_out=timed_out, now=now)
     try:
-        done = store.complete_activity_task(claim, error=error, retry_at=at, status=status, now=now)
-        return done, ActivityStatus.QUEUED if at is not None else status
+        done = store.complete_activity_task(
+            claim,
+            result=decided.result,
+            error=decided.error,
+            retry_at=decided.retry_at,
+            status=decided.status,
+            now=now,
+        )
+        return done, decided.status
     except (DataError, IntegrityError) as exc:
-        return _fail_for_good(claim, _refused(claim, "error", exc, error), status, now), status
+        final = ActivityStatus.TIMED_OUT if timed_out else ActivityStatus.FAILED
+        what = "result" if decided.error is None else "error"
+        error = _refused(claim, what, exc, decided.error or {})
+        return _fail_for_good(claim, error, final, now), final
 
 
 ATTEMPT_OUTCOMES = {

@@ -22,15 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, DataError, IntegrityError
-from django.utils import timezone
 
 from .. import store
-from ..constants import ActivityStatus
 from ..observability.logs import about
 from ..observability.metrics import metrics
-from ..store import ActivityClaim, ActivityOutcome, TaskInputs, WorkflowClaim
+from ..store import ActivityClaim, TaskInputs, WorkflowClaim
 from ..store.twins import async_twin
-from .activities import attempt_outcome, retry_at, settle_activity
+from .activities import attempt_outcome, outcome_of, settle_activity
 
 logger = logging.getLogger(__name__)
 asettle_activity = async_twin(settle_activity)
@@ -45,20 +43,6 @@ class _Pending:
     outcome: dict[str, Any]  # as the attempt returned it: {"result": ...} or {"error": ...}
     timed_out: bool
     recorded: asyncio.Future
-
-
-def outcome_of(
-    claim: ActivityClaim, outcome: dict[str, Any], *, timed_out: bool = False
-) -> ActivityOutcome:
-    """What to record for an attempt's outcome: its result, a retry, or a final error."""
-    if "error" not in outcome:
-        return ActivityOutcome(claim, ActivityStatus.COMPLETED, result=outcome["result"])
-    error = outcome["error"]
-    status = ActivityStatus.TIMED_OUT if timed_out else ActivityStatus.FAILED
-    at = retry_at(claim, error, timezone.now())
-    if at is not None:
-        return ActivityOutcome(claim, ActivityStatus.QUEUED, error=error, retry_at=at)
-    return ActivityOutcome(claim, status, error=error)
 
 
 class OutcomeRecorder:
