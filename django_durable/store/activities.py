@@ -19,7 +19,6 @@ from .executions import (
     WorkflowClaim,
     locked_in_order,
     read_task_inputs,
-    wake_execution,
     wake_executions,
     workflow_claim_of,
 )
@@ -183,27 +182,18 @@ def complete_activity_task(
 
     A final outcome wakes the workflow; a retry tells the other workers when it is due.
     Returns False, writing nothing, when the attempt is no longer current: a late result
-    from a worker that lost its lease is discarded. May raise `DataError` for a value the
-    database refuses (the caller records a failure instead; see `engine.activities`).
+    from a worker that lost its lease is discarded. It is `record_activity_outcomes` of one
+    outcome, so that the at-most-once check and the lock order are written once. May raise
+    `DataError` for a value the database refuses (the caller records a failure instead; see
+    `engine.activities`).
     """
-    now = now_or(now)
     if error is None:
-        outcome = {"status": ActivityStatus.COMPLETED, "result": result, "finished_at": now}
+        outcome = ActivityOutcome(claim, ActivityStatus.COMPLETED, result=result)
     elif retry_at is not None:
-        outcome = {"status": ActivityStatus.QUEUED, "error": error, "due_at": retry_at}
+        outcome = ActivityOutcome(claim, ActivityStatus.QUEUED, error=error, retry_at=retry_at)
     else:
-        outcome = {"status": status or ActivityStatus.FAILED, "error": error, "finished_at": now}
-    final = outcome["status"] != ActivityStatus.QUEUED
-    with transaction.atomic(using=alias()):
-        if final:
-            # The execution before its activity: the store's lock order.
-            wake_execution(claim.execution_id, now)
-        if not _current(claim).update(lease_owner="", lease_until=None, **outcome):
-            transaction.set_rollback(True, using=alias())  # the wake, too, is undone
-            return False
-        if not final:
-            notify("activity", claim.execution_id)  # others re-compute when to wake
-    return True
+        outcome = ActivityOutcome(claim, status or ActivityStatus.FAILED, error=error)
+    return record_activity_outcomes([outcome], now=now).recorded[0]
 
 
 def record_activity_outcomes(
