@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
@@ -44,8 +46,6 @@ class WaitingForWorkerFilter(admin.SimpleListFilter):
 def _search(term: str) -> Q:
     """An id finds its execution by primary key or workflow id; other text matches the
     start of a workflow id or name. Each one can use an index, unlike a substring match."""
-    import uuid
-
     try:
         as_uuid = uuid.UUID(term)
     except ValueError:

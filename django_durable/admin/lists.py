@@ -53,37 +53,41 @@ class ScalableAdmin(admin.ModelAdmin):
         return False
 
 
-class RegisteredWorkflowFilter(admin.SimpleListFilter):
-    """Workflow names from the registry: listing the names in the table would read it all."""
+class RegisteredNameFilter(admin.SimpleListFilter):
+    """A filter whose choices come from the registry: listing the values in the table would
+    read it all. Subclasses name the field and the registered values."""
 
+    def registered(self) -> set[str]:
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in sorted(self.registered())]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return queryset.filter(**{self.parameter_name: self.value()})
+
+
+class RegisteredWorkflowFilter(RegisteredNameFilter):
     title = "workflow"
     parameter_name = "workflow_name"
 
-    def lookups(self, request, model_admin):
-        return [(name, name) for name in sorted(register.workflows)]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(workflow_name=self.value()) if self.value() else queryset
+    def registered(self) -> set[str]:
+        return set(register.workflows)
 
 
-class RegisteredActivityFilter(admin.SimpleListFilter):
+class RegisteredActivityFilter(RegisteredNameFilter):
     title = "activity"
     parameter_name = "activity_name"
 
-    def lookups(self, request, model_admin):
-        return [(name, name) for name in sorted(register.activities)]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(activity_name=self.value()) if self.value() else queryset
+    def registered(self) -> set[str]:
+        return set(register.activities)
 
 
-class RegisteredQueueFilter(admin.SimpleListFilter):
+class RegisteredQueueFilter(RegisteredNameFilter):
     title = "queue"
     parameter_name = "queue"
 
-    def lookups(self, request, model_admin):
-        queues = {definition.queue for definition in register.activities.values()}
-        return [(queue, queue) for queue in sorted(queues)]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(queue=self.value()) if self.value() else queryset
+    def registered(self) -> set[str]:
+        return {definition.queue for definition in register.activities.values()}

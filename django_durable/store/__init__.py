@@ -12,6 +12,7 @@ from .activities import (
     claim_activity_tasks,
     complete_activity_task,
     extend_activity_leases,
+    latest_activity_task,
     record_activity_outcomes,
     record_heartbeat,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "extend_activity_leases",
     "family_of",
     "get_execution",
+    "latest_activity_task",
     "live_workers",
     "load_histories",
     "load_history",

@@ -169,6 +169,16 @@ def claim_activity_tasks(
         return [claim_of(row, owner) for row in rows.order_by("due_at", "pk")]
 
 
+def latest_activity_task(execution_id: uuid.UUID, activity_name: str) -> ActivityTask | None:
+    """The last activity task named `activity_name` that the execution scheduled, or None."""
+    return (
+        _tasks()
+        .filter(execution_id=execution_id, activity_name=activity_name)
+        .order_by("-command_seq")
+        .first()
+    )
+
+
 def complete_activity_task(
     claim: ActivityClaim,
     *,

@@ -19,7 +19,6 @@ from .. import store
 from ..constants import ActivityStatus, ExecutionStatus
 from ..exceptions import WorkflowNotFound
 from ..models import ActivityTask, WorkflowExecution
-from ..store.db import alias
 from .framework import (
     InvalidTask,
     Task,
@@ -69,12 +68,7 @@ def read_task_result(result_id: Any, backend: str, task: Task | None = None) -> 
     job = execution.input.get("job") if execution.workflow_name == RUN_TASK else None
     if not isinstance(job, dict) or job.get("backend") != backend:
         raise TaskResultDoesNotExist(result_id)
-    activity = (
-        ActivityTask.objects.using(alias())
-        .filter(execution_id=execution.pk, activity_name=RUN_TASK)
-        .order_by("-command_seq")
-        .first()
-    )
+    activity = store.latest_activity_task(execution.pk, RUN_TASK)
     return task_result_of(execution, activity, task or task_at(job))
 
 

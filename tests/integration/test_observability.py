@@ -19,25 +19,9 @@ from django_durable.store import start_execution
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
 prometheus_client = pytest.importorskip("prometheus_client")
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
-    InMemorySpanExporter,
-)
 from opentelemetry.trace import StatusCode  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def tracer(monkeypatch):
-    """The engine's tracer, on an SDK provider whose spans the test reads (`.exporter`)."""
-    provider = otel_sdk.TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("tests")
-    monkeypatch.setattr(tracing, "_tracer", tracer)
-    tracer.exporter = exporter
-    return tracer
 
 
 @pytest.fixture

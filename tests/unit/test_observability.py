@@ -194,21 +194,6 @@ def test_the_worker_leaves_a_configured_logging_alone(monkeypatch):
 # -- tracing -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tracer(monkeypatch):
-    sdk = pytest.importorskip("opentelemetry.sdk.trace")
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    provider = sdk.TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("tests")
-    monkeypatch.setattr(tracing, "_tracer", tracer)
-    tracer.exporter = exporter
-    return tracer
-
-
 def test_a_carried_context_parents_a_span_started_elsewhere(tracer):
     with tracing.span("start", kind="producer") as start:
         carrier = tracing.current_carrier()

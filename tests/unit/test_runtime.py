@@ -80,6 +80,9 @@ def test_changed_activity_name_is_detected_on_replay():
     message = str(caught.value)
     assert "activity scheduled 'testapp.add' (command #1)" in message
     assert "activity scheduled 'testapp.async_double' (command #1)" in message
+    # The admin shows them side by side: what history expected, what the code issued.
+    assert caught.value.expected == "activity scheduled 'testapp.add' (command #1)"
+    assert caught.value.found == "activity scheduled 'testapp.async_double' (command #1)"
 
 
 def test_removed_command_is_detected_on_replay():
